@@ -1,0 +1,223 @@
+"""The ingest service: a kafka-python consumer group member that feeds the pipeline and commits.
+
+An offset is committed only after the pipeline reports every record before it published; a
+revoked partition's buffer is dropped, never committed; SIGTERM/SIGINT flush, commit and return.
+A broker that is down is retried with backoff, keeping what is buffered.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.structs import OffsetAndMetadata
+
+from ingest.batch import Record
+from ingest.pipeline import Stats
+from ingest.runner import InlineRunner, ProcessRunner
+from ingest.settings import IngestSettings
+
+log = logging.getLogger("perflake.ingest")
+
+_BACKOFF_START_S = 0.5
+_BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class _Progress:
+    started: float
+    last_at: float
+    last_records: int = 0
+    lag: int | None = None
+
+
+class Ingest:
+    """One ingest service instance; `run()` returns the stats when it stops."""
+
+    def __init__(self, settings: IngestSettings, stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self._pending: dict[int, int] = {}
+        self._assigned: set[int] = set()
+        self._assigned_at: float | None = None
+        runner_type = ProcessRunner if settings.workers else InlineRunner
+        # Started before any Kafka client thread exists, so the fork copies no running threads.
+        self.runner = runner_type(settings.lake, settings.topic, settings.keep_days, settings.policy)
+        self.consumer: KafkaConsumer | None = None
+
+    @property
+    def stats(self) -> Stats:
+        return self.runner.stats
+
+    def run(self) -> Stats:
+        try:
+            self.consumer = self._connect()
+            self.consumer.subscribe([self.settings.topic], listener=_Listener(self))
+            self._loop()
+            self.runner.flush(self._published)
+            self._commit(final=True)
+        finally:
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+            self.runner.close()
+        self._report(final=True)
+        return self.stats
+
+    def _loop(self) -> None:
+        assert self.consumer is not None
+        s = self.settings
+        progress = _Progress(time.monotonic(), time.monotonic())
+        last_record_at = time.monotonic()
+        while not self.stop.is_set():
+            polled = self._poll()
+            now = time.monotonic()
+            for tp, messages in polled.items():
+                records = [
+                    Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
+                    for m in messages
+                ]
+                self.runner.submit(records, self._published)
+                last_record_at = now
+            self.runner.tick(self._published)
+            self._commit()
+            if now - progress.last_at >= s.progress_every_s:
+                progress.lag = self._lag()
+                self._report(progress=progress)
+            if s.until_idle_s is not None and not polled:
+                if self._assigned_at is None:
+                    last_record_at = now  # waiting for an assignment is not idleness
+                elif now - max(last_record_at, self._assigned_at) >= s.until_idle_s and self._lag() == 0:
+                    log.info("idle for %.1f s at the end of every partition: stopping", s.until_idle_s)
+                    return
+
+    def _poll(self) -> dict:
+        assert self.consumer is not None
+        try:
+            return self.consumer.poll(timeout_ms=200, max_records=self.settings.max_poll_records)
+        except KafkaError as e:
+            log.warning("poll failed (%s); retrying", e)
+            time.sleep(_BACKOFF_START_S)
+            return {}
+
+    def _connect(self) -> KafkaConsumer:
+        s = self.settings
+        delay = _BACKOFF_START_S
+        while True:
+            try:
+                return KafkaConsumer(
+                    bootstrap_servers=s.bootstrap_servers.split(","),
+                    group_id=s.group,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    fetch_max_wait_ms=50,
+                    fetch_max_bytes=16 * 1024 * 1024,
+                    max_partition_fetch_bytes=4 * 1024 * 1024,
+                    max_poll_records=s.max_poll_records,
+                    reconnect_backoff_max_ms=int(_BACKOFF_MAX_S * 1000),
+                    **s.kafka,
+                )
+            except NoBrokersAvailable:
+                if self.stop.is_set():
+                    raise
+                log.warning("Kafka at %s is unreachable; retrying in %.1f s", s.bootstrap_servers, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+
+    def _published(self, offsets: dict[int, int]) -> None:
+        for partition, offset in offsets.items():
+            if partition in self._assigned:
+                self._pending[partition] = max(offset, self._pending.get(partition, 0))
+
+    def _commit(self, final: bool = False) -> None:
+        if not self._pending or self.consumer is None:
+            return
+        topic = self.settings.topic
+        offsets = {
+            TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in self._pending.items()
+        }
+        delay = _BACKOFF_START_S
+        while True:
+            try:
+                self.consumer.commit(offsets)
+                self._pending.clear()
+                return
+            except KafkaError as e:
+                if not final:
+                    log.warning("commit failed (%s); will retry after the next poll", e)
+                    return
+                if self.stop.is_set() and delay > _BACKOFF_MAX_S:
+                    log.error("giving up the final commit (%s); the records will be read again and deduplicated", e)
+                    return
+                log.warning("final commit failed (%s); retrying in %.1f s", e, delay)
+                time.sleep(delay)
+                delay *= 2
+
+    def _lag(self) -> int | None:
+        assert self.consumer is not None
+        tps = list(self.consumer.assignment())
+        if not tps:
+            return None
+        try:
+            ends = self.consumer.end_offsets(tps)
+            return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in tps)
+        except KafkaError as e:
+            log.warning("cannot read the end offsets (%s)", e)
+            return None
+
+    def _report(self, progress: _Progress | None = None, final: bool = False) -> None:
+        st = self.stats
+        rows = " ".join(f"{t}={n}" for t, n in sorted(st.rows.items())) or "none"
+        if final:
+            log.info("stopped: %d records, rows %s, %d quarantined", st.records, rows, st.quarantined)
+            return
+        assert progress is not None
+        now = time.monotonic()
+        rate = (st.records - progress.last_records) / max(now - progress.last_at, 1e-9)
+        lag = "?" if progress.lag is None else str(progress.lag)
+        log.info("%.0f events/s | rows %s | quarantined %d | lag %s", rate, rows, st.quarantined, lag)
+        progress.last_at, progress.last_records = now, st.records
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        ing = self.ingest
+        partitions = sorted(tp.partition for tp in revoked)
+        if partitions:
+            log.info("partitions revoked: %s (their buffers are dropped)", partitions)
+        ing.runner.drop(partitions, ing._published)
+        for p in partitions:
+            ing._assigned.discard(p)
+            ing._pending.pop(p, None)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        ing = self.ingest
+        ing._assigned = {tp.partition for tp in assigned}
+        ing._assigned_at = time.monotonic() if assigned else None
+        log.info("partitions assigned: %s", sorted(ing._assigned))
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop`: the loop then flushes, commits and returns."""
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("%s received: flushing and committing", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,127 @@
+"""Decode -> buffer -> publish: the lake side of ingest, with its flush policy and counters.
+
+Takes chunks of raw Kafka records, and after each flush reports the offsets that are safe to
+commit (every record before them is in a published file). Knows no consumer: it runs inline in
+the consumer's process or in a worker process (`ingest.runner`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ingest.batch import Batch, Record
+from ingest.decode import Rejection
+from lake.layout import ensure_lake, file_name, retention_floor
+from lake.maintenance import retention_cutoff
+from lake.writer import LakeWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """When buffered records must be published: by count, by bytes, or by age."""
+
+    max_records: int = 50_000
+    max_bytes: int = 64 * 1024 * 1024
+    max_latency_s: float = 5.0
+
+
+@dataclass
+class Stats:
+    """Counters since start: records read, rows per table, quarantined, files published."""
+
+    records: int = 0
+    quarantined: int = 0
+    files: int = 0
+    flushes: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    last_flush_at: float = 0.0
+
+    def merge(self, other: Stats) -> None:
+        self.records += other.records
+        self.quarantined += other.quarantined
+        self.files += other.files
+        self.flushes += other.flushes
+        self.rows.update(other.rows)
+        self.last_flush_at = max(self.last_flush_at, other.last_flush_at)
+
+
+class Pipeline:
+    """Buffers records from any number of Kafka partitions of one topic and publishes them."""
+
+    def __init__(self, lake: Path, topic: str, keep_days: int, policy: FlushPolicy) -> None:
+        self.lake = ensure_lake(lake, create=True)
+        self.topic = topic
+        self.keep_days = keep_days
+        self.policy = policy
+        self.writer = LakeWriter(self.lake)
+        self.stats = Stats()
+        self._batch = self._new_batch()
+        self._oldest_at: float | None = None
+
+    def add(self, records: list[Record]) -> None:
+        """Decode records into the buffer (bad ones into the quarantine buffer)."""
+        if not records:
+            return
+        now = datetime.now(UTC)
+        if self._oldest_at is None:
+            self._oldest_at = time.monotonic()
+        for record in records:
+            if isinstance(self._batch.add(record, now), Rejection):
+                self.stats.quarantined += 1
+        self.stats.records += len(records)
+
+    def due(self) -> bool:
+        """Whether the buffer has reached a flush limit (count, bytes or latency)."""
+        if self._oldest_at is None:
+            return False
+        p = self.policy
+        return (
+            self._batch.records >= p.max_records
+            or self._batch.bytes >= p.max_bytes
+            or time.monotonic() - self._oldest_at >= p.max_latency_s
+        )
+
+    def seconds_to_due(self) -> float:
+        """Seconds until the latency limit forces a flush (inf when the buffer is empty)."""
+        if self._oldest_at is None:
+            return float("inf")
+        return max(0.0, self.policy.max_latency_s - (time.monotonic() - self._oldest_at))
+
+    def flush(self) -> dict[int, int]:
+        """Publish everything buffered; returns partition -> next offset, safe to commit."""
+        if not self._batch.partitions:
+            return {}
+        name = file_name("part", self._batch.offset_ranges())
+        for table, day, data in self._batch.tables(datetime.now(UTC)):
+            written = self.writer.publish(table, day, data, name)
+            if written:
+                self.stats.files += 1
+                self.stats.rows[table.name] += written
+        offsets = self._batch.next_offsets()
+        self.stats.flushes += 1
+        self.stats.last_flush_at = time.time()
+        self._batch = self._new_batch()
+        self._oldest_at = None
+        return offsets
+
+    def drop(self, partitions: list[int]) -> None:
+        """Forget the buffered records of revoked partitions; they will be read again."""
+        for p in partitions:
+            self._batch.drop(p)
+        if not self._batch.partitions:
+            self._oldest_at = None
+
+    def _new_batch(self) -> Batch:
+        oldest = retention_cutoff(self.keep_days)
+        floor = retention_floor(self.lake)
+        if floor and floor > oldest:
+            oldest = floor
+        return Batch(self.topic, oldest_day=oldest)
+

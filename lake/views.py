@@ -1,0 +1,110 @@
+"""The one way to read the lake: a DuckDB connection with one view per table, and a query runner.
+
+The views are plain scans of the Parquet files (the writer keeps duplicates out), so DuckDB prunes
+by the hive `date` column and reads only the columns a query names. The same view definitions
+feed the init script of the DuckDB shell (`perflake sql`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from lake import QueryError
+from lake.layout import ensure_lake, partition_days, partition_glob
+from lake.tables import TABLES, Table
+
+log = logging.getLogger(__name__)
+
+#: A reader can race compaction or retention (files listed, then swapped away): it retries.
+_RETRIES = 3
+
+
+def _sql_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "timestamptz"
+    if pa.types.is_map(t):
+        return f"map({_sql_type(t.key_type)}, {_sql_type(t.item_type)})"
+    return {
+        pa.string(): "varchar",
+        pa.int64(): "bigint",
+        pa.int32(): "integer",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.binary(): "blob",
+    }[t]
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def view_sql(lake: Path, table: Table, relative: bool = False) -> str:
+    """`create view` for one table: a scan of its files, or a typed empty relation if none yet."""
+    columns = ", ".join(f'"{f.name}"' for f in table.schema)
+    if partition_days(lake, table.name):
+        glob = partition_glob(Path(".") if relative else lake, table.name)
+        source = (
+            f"read_parquet({_quote(glob)}, hive_partitioning = true, "
+            "hive_types = {'date': 'date'})"
+        )
+        return f"create or replace view {table.name} as select {columns}, date from {source};"
+    typed = ", ".join(f'cast(null as {_sql_type(f.type)}) as "{f.name}"' for f in table.schema)
+    return (
+        f"create or replace view {table.name} as select {typed}, "
+        "cast(null as date) as date where false;"
+    )
+
+
+def init_script(lake: Path, relative: bool = False) -> str:
+    """SQL that defines every view; `relative` paths resolve from the lake folder (for the shell)."""
+    lake = ensure_lake(lake)
+    # Days, hours and `date` casts in UTC, whatever the analyst's machine is set to.
+    lines = ["set TimeZone = 'UTC';"] + [view_sql(lake, t, relative) for t in TABLES.values()]
+    return "\n".join(lines) + "\n"
+
+
+def connect(lake: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per lake table (read-only on the files)."""
+    lake = ensure_lake(lake)
+    config: dict[str, Any] = {}
+    if threads:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        con.execute(init_script(lake))
+    except duckdb.Error as e:
+        con.close()
+        raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
+    return con
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+) -> duckdb.DuckDBPyConnection:
+    """Execute `sql` with bound `params`, logging time; retries a read that raced a file swap."""
+    for attempt in range(1, _RETRIES + 1):
+        started = time.perf_counter()
+        try:
+            result = con.execute(sql, params)
+        except duckdb.IOException as e:
+            if attempt < _RETRIES and _raced_file_swap(e):
+                log.info("retrying a read that raced compaction/retention: %s", e)
+                continue
+            raise QueryError(f"{e}") from e
+        except duckdb.Error as e:
+            raise QueryError(f"{e}") from e
+        log.debug("%.1f ms %s %s", (time.perf_counter() - started) * 1000, sql.strip(), params)
+        return result
+    raise AssertionError("unreachable")
+
+
+def _raced_file_swap(e: Exception) -> bool:
+    text = str(e)
+    return "No such file" in text or "No files found" in text or "Cannot open file" in text

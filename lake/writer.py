@@ -1,0 +1,128 @@
+"""Publishes rows into partitions: once per key, atomically, safe across processes.
+
+Duplicates are kept out of the files (not filtered in the views, which must stay plain scans):
+under the partition lock the writer learns the keys of every file it has not read yet, drops the
+incoming rows it already holds, and publishes the rest by write-to-temp, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake import LakeError
+from lake.layout import data_files, fsync_dir, partition_dir, partition_lock
+from lake.tables import Table
+
+#: DuckDB parallelises by row group; its own default row group size suits it best.
+ROW_GROUP_SIZE = 122_880
+COMPRESSION = "zstd"
+
+
+class WriteError(LakeError):
+    """A file could not be published."""
+
+
+@dataclass
+class _KnownKeys:
+    files: set[str] = field(default_factory=set)
+    keys: set[Hashable] = field(default_factory=set)
+
+
+def row_keys(table: Table, data: pa.Table) -> list[Hashable]:
+    """The key of each row of `data`: a value for one key column, a tuple for several."""
+    columns = [data.column(c).to_pylist() for c in table.key]
+    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
+def write_parquet(data: pa.Table, path: Path) -> None:
+    """Write `data` to `path` atomically: temporary name, fsync, rename, fsync of the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        pq.write_table(data, tmp, compression=COMPRESSION, row_group_size=ROW_GROUP_SIZE)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot publish {path}: {e}") from e
+
+
+class LakeWriter:
+    """Writes a lake's partitions, remembering the keys of recently used partitions."""
+
+    def __init__(self, lake: Path, cached_partitions: int = 128) -> None:
+        self.lake = lake
+        self._cached = cached_partitions
+        self._known: OrderedDict[tuple[str, date], _KnownKeys] = OrderedDict()
+
+    def publish(self, table: Table, day: date, data: pa.Table, name: str) -> int:
+        """Publish the rows of `data` not yet in partition `day`; returns how many were written."""
+        if data.num_rows == 0:
+            return 0
+        folder = partition_dir(self.lake, table.name, day)
+        with partition_lock(self.lake, table.name, day):
+            known = self._refresh(table, day, folder)
+            keys = row_keys(table, data)
+            fresh: set[Hashable] = set()
+            mask = []
+            for k in keys:
+                keep = k not in known.keys and k not in fresh
+                if keep:
+                    fresh.add(k)
+                mask.append(keep)
+            if not fresh:
+                return 0
+            rows = data if len(fresh) == data.num_rows else data.filter(pa.array(mask))
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self._free_path(folder, name)
+            write_parquet(rows.cast(table.schema), path)
+            known.files.add(path.name)
+            known.keys |= fresh
+            return rows.num_rows
+
+    def forget(self, table: Table, day: date) -> None:
+        """Drop the cached keys of a partition (after it was rewritten or deleted)."""
+        self._known.pop((table.name, day), None)
+
+    def _refresh(self, table: Table, day: date, folder: Path) -> _KnownKeys:
+        slot = (table.name, day)
+        known = self._known.pop(slot, None) or _KnownKeys()
+        self._known[slot] = known
+        while len(self._known) > self._cached:
+            self._known.popitem(last=False)
+        on_disk = data_files(folder)
+        names = {p.name for p in on_disk}
+        if known.files - names:
+            # Files went away (compaction, retention): rebuild from what is there now.
+            known.files, known.keys = set(), set()
+        for path in on_disk:
+            if path.name not in known.files:
+                try:
+                    data = pq.read_table(path, columns=list(table.key))
+                except (OSError, pa.ArrowException) as e:
+                    raise WriteError(f"cannot read keys of {path}: {e}") from e
+                known.keys.update(row_keys(table, data))
+                known.files.add(path.name)
+        return known
+
+    @staticmethod
+    def _free_path(folder: Path, name: str) -> Path:
+        path = folder / name
+        n = 1
+        while path.exists():
+            stem = name.removesuffix(".parquet")
+            path = folder / f"{stem}-{n}.parquet"
+            n += 1
+        return path
