@@ -28,7 +28,9 @@ class PartitionBuffer:
     last_offset: int = -1
     records: int = 0
     bytes: int = 0
-    rows: dict[tuple[str, date], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    rows: dict[tuple[str, date], list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     quarantined: int = 0
 
 
@@ -175,4 +177,3 @@ def _add_rejection(buf: PartitionBuffer, bad: Rejection, record: Record, now: da
             "received_at": received,
         }
     )
-

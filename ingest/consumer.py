@@ -14,16 +14,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from datetime import UTC, datetime
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from ingest.batch import Record
 from ingest.pipeline import Stats
 from ingest.runner import InlineRunner, ProcessRunner
 from ingest.settings import IngestSettings
+from lake import LakeError
+from lake.layout import write_meta
 
 log = logging.getLogger("perflake.ingest")
 
@@ -50,8 +54,11 @@ class Ingest:
         self._assigned_at: float | None = None
         runner_type = ProcessRunner if settings.workers else InlineRunner
         # Started before any Kafka client thread exists, so the fork copies no running threads.
-        self.runner = runner_type(settings.lake, settings.topic, settings.keep_days, settings.policy)
+        self.runner = runner_type(
+            settings.lake, settings.topic, settings.keep_days, settings.policy
+        )
         self.consumer: KafkaConsumer | None = None
+        self.read = 0
 
     @property
     def stats(self) -> Stats:
@@ -79,12 +86,13 @@ class Ingest:
         while not self.stop.is_set():
             polled = self._poll()
             now = time.monotonic()
-            for tp, messages in polled.items():
+            for _tp, messages in polled.items():
                 records = [
                     Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
                     for m in messages
                 ]
                 self.runner.submit(records, self._published)
+                self.read += len(records)
                 last_record_at = now
             self.runner.tick(self._published)
             self._commit()
@@ -94,8 +102,13 @@ class Ingest:
             if s.until_idle_s is not None and not polled:
                 if self._assigned_at is None:
                     last_record_at = now  # waiting for an assignment is not idleness
-                elif now - max(last_record_at, self._assigned_at) >= s.until_idle_s and self._lag() == 0:
-                    log.info("idle for %.1f s at the end of every partition: stopping", s.until_idle_s)
+                elif (
+                    now - max(last_record_at, self._assigned_at) >= s.until_idle_s
+                    and self._lag() == 0
+                ):
+                    log.info(
+                        "idle for %.1f s at the end of every partition: stopping", s.until_idle_s
+                    )
                     return
 
     def _poll(self) -> dict:
@@ -112,22 +125,13 @@ class Ingest:
         delay = _BACKOFF_START_S
         while True:
             try:
-                return KafkaConsumer(
-                    bootstrap_servers=s.bootstrap_servers.split(","),
-                    group_id=s.group,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    fetch_max_wait_ms=50,
-                    fetch_max_bytes=16 * 1024 * 1024,
-                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                    max_poll_records=s.max_poll_records,
-                    reconnect_backoff_max_ms=int(_BACKOFF_MAX_S * 1000),
-                    **s.kafka,
-                )
-            except NoBrokersAvailable:
+                return KafkaConsumer(**(_consumer_defaults(s) | s.kafka))
+            except (KafkaTimeoutError, KafkaConnectionError):
                 if self.stop.is_set():
                     raise
-                log.warning("Kafka at %s is unreachable; retrying in %.1f s", s.bootstrap_servers, delay)
+                log.warning(
+                    "Kafka at %s is unreachable; retrying in %.1f s", s.bootstrap_servers, delay
+                )
                 self.stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
@@ -154,11 +158,35 @@ class Ingest:
                     log.warning("commit failed (%s); will retry after the next poll", e)
                     return
                 if self.stop.is_set() and delay > _BACKOFF_MAX_S:
-                    log.error("giving up the final commit (%s); the records will be read again and deduplicated", e)
+                    log.error(
+                        "giving up the final commit (%s); the records will be read again and deduplicated",
+                        e,
+                    )
                     return
                 log.warning("final commit failed (%s); retrying in %.1f s", e, delay)
                 time.sleep(delay)
                 delay *= 2
+
+    def _all_read(self) -> bool:
+        """Every partition of the topic read to its end: by us, or committed by the group.
+
+        A partition assigned to another member (or, for a while, to one that was killed) is
+        only done once the group's committed offset reaches its end.
+        """
+        assert self.consumer is not None
+        topic = self.settings.topic
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
+            ends = self.consumer.end_offsets(tps)
+            mine = self.consumer.assignment()
+            for tp in tps:
+                done = self.consumer.position(tp) if tp in mine else self.consumer.committed(tp)
+                if (done or 0) < ends[tp]:
+                    return False
+        except KafkaError as e:
+            log.warning("cannot check the end offsets (%s)", e)
+            return False
+        return bool(tps)
 
     def _lag(self) -> int | None:
         assert self.consumer is not None
@@ -176,14 +204,50 @@ class Ingest:
         st = self.stats
         rows = " ".join(f"{t}={n}" for t, n in sorted(st.rows.items())) or "none"
         if final:
-            log.info("stopped: %d records, rows %s, %d quarantined", st.records, rows, st.quarantined)
+            log.info(
+                "stopped: %d records, rows %s, %d quarantined", st.records, rows, st.quarantined
+            )
             return
         assert progress is not None
         now = time.monotonic()
-        rate = (st.records - progress.last_records) / max(now - progress.last_at, 1e-9)
+        rate = (self.read - progress.last_records) / max(now - progress.last_at, 1e-9)
         lag = "?" if progress.lag is None else str(progress.lag)
-        log.info("%.0f events/s | rows %s | quarantined %d | lag %s", rate, rows, st.quarantined, lag)
-        progress.last_at, progress.last_records = now, st.records
+        log.info(
+            "%.0f events/s | rows %s | quarantined %d | lag %s", rate, rows, st.quarantined, lag
+        )
+        progress.last_at, progress.last_records = now, self.read
+        status = {
+            "group": self.settings.group,
+            "topic": self.settings.topic,
+            "lag": progress.lag,
+            "events_per_s": round(rate, 1),
+            "records": self.read,
+            "quarantined": st.quarantined,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            write_meta(self.settings.lake, ingest=status)
+        except (OSError, LakeError) as e:
+            log.warning("cannot record the ingest status: %s", e)
+
+
+def _consumer_defaults(s: IngestSettings) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": s.bootstrap_servers.split(","),
+        "group_id": s.group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 50,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "max_poll_records": s.max_poll_records,
+        "reconnect_backoff_max_ms": int(_BACKOFF_MAX_S * 1000),
+        "bootstrap_timeout_ms": 10_000,
+        # Kafka's minimum session timeout: the group forms in ~3 s instead of ~23 s on Tansu,
+        # and a dead member is noticed sooner. Heartbeats run in kafka-python's own thread.
+        "session_timeout_ms": 6_000,
+        "heartbeat_interval_ms": 2_000,
+    }
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -100,7 +100,10 @@ RULES: dict[str, tuple[Table, Rules]] = {
         REVIEWS,
         {
             **_ENVELOPE,
-            **{k: (f.name, True) for k in ("review_id", "reviewer_id", "project_id", "character_id")},
+            **{
+                k: (f.name, True)
+                for k in ("review_id", "reviewer_id", "project_id", "character_id")
+            },
             "scene_id": (f.text, False),
             "job_id": (f.text, False),
             "submitted_at": (f.timestamp, True),

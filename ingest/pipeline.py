@@ -124,4 +124,3 @@ class Pipeline:
         if floor and floor > oldest:
             oldest = floor
         return Batch(self.topic, oldest_day=oldest)
-

@@ -8,6 +8,7 @@ ingesting. Messages between the two are plain tuples over a pipe, handled in FIF
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import signal
@@ -88,10 +89,8 @@ class ProcessRunner:
 
     def close(self) -> None:
         if self._proc.is_alive():
-            try:
+            with contextlib.suppress(IngestError):
                 self._send(("stop",))
-            except IngestError:
-                pass
             self._proc.join(timeout=30)
         if self._proc.is_alive():
             self._proc.kill()
@@ -116,16 +115,22 @@ class ProcessRunner:
         try:
             self._conn.send(message)
         except (BrokenPipeError, OSError) as e:
-            raise IngestError(f"ingest writer process is gone (exit code {self._proc.exitcode})") from e
+            raise IngestError(
+                f"ingest writer process is gone (exit code {self._proc.exitcode})"
+            ) from e
 
     def _recv(self) -> tuple:
         try:
             return self._conn.recv()
         except (EOFError, OSError) as e:
-            raise IngestError(f"ingest writer process is gone (exit code {self._proc.exitcode})") from e
+            raise IngestError(
+                f"ingest writer process is gone (exit code {self._proc.exitcode})"
+            ) from e
 
 
-def _worker_main(conn: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy) -> None:
+def _worker_main(
+    conn: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy
+) -> None:
     # The parent owns shutdown: it sends "flush" then "stop" on SIGTERM/SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -154,7 +159,5 @@ def _worker_main(conn: Connection, lake: Path, topic: str, keep_days: int, polic
         return
     except Exception as e:  # reported to the parent, which stops without committing
         log.exception("ingest writer failed")
-        try:
+        with contextlib.suppress(OSError):
             conn.send(("error", f"{type(e).__name__}: {e}"))
-        except OSError:
-            pass

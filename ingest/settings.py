@@ -28,6 +28,7 @@ KAFKA_PASSTHROUGH = (
     "client_id",
     "request_timeout_ms",
     "session_timeout_ms",
+    "heartbeat_interval_ms",
     "max_poll_interval_ms",
 )
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -50,25 +51,70 @@ class IngestSettings:
     kafka: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check(bool(self.bootstrap_servers.strip()), "bootstrap_servers", "must name host:port", self.bootstrap_servers)
+        _check(
+            bool(self.bootstrap_servers.strip()),
+            "bootstrap_servers",
+            "must name host:port",
+            self.bootstrap_servers,
+        )
         for server in self.bootstrap_servers.split(","):
             host, _, port = server.strip().rpartition(":")
-            _check(bool(host) and port.isdigit(), "bootstrap_servers", "must be host:port[,host:port]", self.bootstrap_servers)
+            _check(
+                bool(host) and port.isdigit(),
+                "bootstrap_servers",
+                "must be host:port[,host:port]",
+                self.bootstrap_servers,
+            )
         _check(bool(self.topic), "topic", "must not be empty", self.topic)
         _check(bool(self.group), "group", "must not be empty", self.group)
-        _check(self.until_idle_s is None or self.until_idle_s >= 0, "until_idle", "must be >= 0 seconds", self.until_idle_s)
+        _check(
+            self.until_idle_s is None or self.until_idle_s >= 0,
+            "until_idle",
+            "must be >= 0 seconds",
+            self.until_idle_s,
+        )
         _check(self.keep_days >= 1, "keep_days", "must be an integer >= 1", self.keep_days)
         _check(self.policy.max_records >= 1, "max_records", "must be >= 1", self.policy.max_records)
         _check(self.policy.max_bytes >= 1024, "max_bytes", "must be >= 1024", self.policy.max_bytes)
-        _check(self.policy.max_latency_s > 0, "max_latency", "must be > 0 seconds", self.policy.max_latency_s)
-        _check(self.workers in (0, 1), "workers", "must be 0 (inline) or 1 (worker process)", self.workers)
-        _check(self.progress_every_s > 0, "progress_every", "must be > 0 seconds", self.progress_every_s)
+        _check(
+            self.policy.max_latency_s > 0,
+            "max_latency",
+            "must be > 0 seconds",
+            self.policy.max_latency_s,
+        )
+        _check(
+            self.workers in (0, 1),
+            "workers",
+            "must be 0 (inline) or 1 (worker process)",
+            self.workers,
+        )
+        _check(
+            self.progress_every_s > 0,
+            "progress_every",
+            "must be > 0 seconds",
+            self.progress_every_s,
+        )
         unknown = set(self.kafka) - set(KAFKA_PASSTHROUGH)
-        _check(not unknown, "kafka", f"unknown option(s); known: {', '.join(KAFKA_PASSTHROUGH)}", sorted(unknown))
+        _check(
+            not unknown,
+            "kafka",
+            f"unknown option(s); known: {', '.join(KAFKA_PASSTHROUGH)}",
+            sorted(unknown),
+        )
         protocol = self.kafka.get("security_protocol")
-        _check(protocol in (None, *SECURITY_PROTOCOLS), "security_protocol", f"must be one of {', '.join(SECURITY_PROTOCOLS)}", protocol)
+        _check(
+            protocol in (None, *SECURITY_PROTOCOLS),
+            "security_protocol",
+            f"must be one of {', '.join(SECURITY_PROTOCOLS)}",
+            protocol,
+        )
         mechanism = self.kafka.get("sasl_mechanism")
-        _check(mechanism in (None, *SASL_MECHANISMS), "sasl_mechanism", f"must be one of {', '.join(SASL_MECHANISMS)}", mechanism)
+        _check(
+            mechanism in (None, *SASL_MECHANISMS),
+            "sasl_mechanism",
+            f"must be one of {', '.join(SASL_MECHANISMS)}",
+            mechanism,
+        )
 
 
 def _check(ok: bool, setting: str, rule: str, value: object) -> None:

@@ -1,0 +1,46 @@
+"""Shared fixtures: the embedded broker (one per session), a fresh topic per test, a lake folder."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from ingest.broker import EmbeddedBroker, create_topic, free_port
+
+os.environ.setdefault("TZ", "UTC")
+_topics = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(free_port(), log_path=log) as b:
+        yield b
+
+
+@pytest.fixture
+def topic(broker: EmbeddedBroker, request: pytest.FixtureRequest) -> str:
+    name = f"t{next(_topics)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+    create_topic(broker.bootstrap, name, 4)
+    return name
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] | None = None) -> None:
+    """Publish `values` and wait until the broker has them all."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    try:
+        for i, value in enumerate(values):
+            producer.send(topic, value=value, key=keys[i] if keys else str(i).encode())
+        producer.flush()
+    finally:
+        producer.close()
