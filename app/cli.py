@@ -28,7 +28,9 @@ def _positive_int(setting: str, minimum: int = 1) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{setting}: must be an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{setting}: must be an integer, got {text!r}"
+            ) from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{setting}: must be >= {minimum}, got {value}")
         return value
@@ -41,9 +43,13 @@ def _seconds(setting: str, allow_zero: bool = False) -> Callable[[str], float]:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{setting}: must be a number of seconds, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{setting}: must be a number of seconds, got {text!r}"
+            ) from None
         if value < 0 or (value == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"{setting}: must be {'>=' if allow_zero else '>'} 0, got {text}")
+            raise argparse.ArgumentTypeError(
+                f"{setting}: must be {'>=' if allow_zero else '>'} 0, got {text}"
+            )
         return value
 
     return parse
@@ -75,81 +81,207 @@ def _kafka_args(p: argparse.ArgumentParser, topic: bool = True) -> None:
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     _kafka_args(p)
     _lake_arg(p)
-    p.add_argument("--group", default=_env("GROUP", "perflake-ingest"), help="consumer group id (env PERFLAKE_GROUP)")
-    p.add_argument("--until-idle", type=_seconds("--until-idle", allow_zero=True), default=_env("UNTIL_IDLE"),
-                   metavar="SECONDS", help="exit 0 once at the end of every partition and idle this long (env PERFLAKE_UNTIL_IDLE)")
-    p.add_argument("--keep-days", type=_positive_int("--keep-days"), default=_env("KEEP_DAYS", "90"),
-                   help="retention window: older events are quarantined (env PERFLAKE_KEEP_DAYS, default 90)")
-    p.add_argument("--max-records", type=_positive_int("--max-records"), default=_env("MAX_RECORDS", "50000"),
-                   help="flush after this many records (env PERFLAKE_MAX_RECORDS, default 50000)")
-    p.add_argument("--max-bytes", type=_positive_int("--max-bytes", 1024), default=_env("MAX_BYTES", str(64 << 20)),
-                   help="flush after this many message bytes (env PERFLAKE_MAX_BYTES, default 64 MiB)")
-    p.add_argument("--max-latency", type=_seconds("--max-latency"), default=_env("MAX_LATENCY", "5"),
-                   metavar="SECONDS", help="flush buffered events at least this often (env PERFLAKE_MAX_LATENCY, default 5)")
-    p.add_argument("--workers", type=_positive_int("--workers", 0), default=_env("WORKERS", "1"), choices=[0, 1],
-                   help="1: decode and write in a worker process (default); 0: in the consumer's process (env PERFLAKE_WORKERS)")
-    p.add_argument("--progress-every", type=_seconds("--progress-every"), default=_env("PROGRESS_EVERY", "5"),
-                   metavar="SECONDS", help="seconds between progress lines (env PERFLAKE_PROGRESS_EVERY)")
-    p.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="kafka-python option for a real cluster, e.g. security_protocol=SASL_SSL (repeatable; "
-                        "env PERFLAKE_KAFKA_<KEY>, e.g. PERFLAKE_KAFKA_SASL_PLAIN_PASSWORD)")
+    p.add_argument(
+        "--group",
+        default=_env("GROUP", "perflake-ingest"),
+        help="consumer group id (env PERFLAKE_GROUP)",
+    )
+    p.add_argument(
+        "--until-idle",
+        type=_seconds("--until-idle", allow_zero=True),
+        default=_env("UNTIL_IDLE"),
+        metavar="SECONDS",
+        help="exit 0 once at the end of every partition and idle this long (env PERFLAKE_UNTIL_IDLE)",
+    )
+    p.add_argument(
+        "--keep-days",
+        type=_positive_int("--keep-days"),
+        default=_env("KEEP_DAYS", "90"),
+        help="retention window: older events are quarantined (env PERFLAKE_KEEP_DAYS, default 90)",
+    )
+    p.add_argument(
+        "--max-records",
+        type=_positive_int("--max-records"),
+        default=_env("MAX_RECORDS", "50000"),
+        help="flush after this many records (env PERFLAKE_MAX_RECORDS, default 50000)",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=_positive_int("--max-bytes", 1024),
+        default=_env("MAX_BYTES", str(64 << 20)),
+        help="flush after this many message bytes (env PERFLAKE_MAX_BYTES, default 64 MiB)",
+    )
+    p.add_argument(
+        "--max-latency",
+        type=_seconds("--max-latency"),
+        default=_env("MAX_LATENCY", "5"),
+        metavar="SECONDS",
+        help="flush buffered events at least this often (env PERFLAKE_MAX_LATENCY, default 5)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int("--workers", 0),
+        default=_env("WORKERS", "1"),
+        choices=[0, 1],
+        help="1: decode and write in a worker process (default); 0: in the consumer's process (env PERFLAKE_WORKERS)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=_seconds("--progress-every"),
+        default=_env("PROGRESS_EVERY", "5"),
+        metavar="SECONDS",
+        help="seconds between progress lines (env PERFLAKE_PROGRESS_EVERY)",
+    )
+    p.add_argument(
+        "--kafka-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="kafka-python option for a real cluster, e.g. security_protocol=SASL_SSL (repeatable; "
+        "env PERFLAKE_KAFKA_<KEY>, e.g. PERFLAKE_KAFKA_SASL_PLAIN_PASSWORD)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="perflake", description="GPU render-farm performance lake.")
+    parser = argparse.ArgumentParser(
+        prog="perflake", description="GPU render-farm performance lake."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="consume job events from Kafka into the lake",
-                       description="Consume the event topic in a consumer group and publish Parquet, exactly once per event.")
+    p = sub.add_parser(
+        "ingest",
+        help="consume job events from Kafka into the lake",
+        description="Consume the event topic in a consumer group and publish Parquet, exactly once per event.",
+    )
     _ingest_args(p)
     p.set_defaults(func=commands.ingest)
 
-    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) in the foreground",
-                       description="Run Tansu on 127.0.0.1 (memory storage) and create the default topic.")
-    p.add_argument("--port", type=_positive_int("--port"), default=_env("BROKER_PORT", "9092"), help="port (default 9092)")
-    p.add_argument("--partitions", type=_positive_int("--partitions"), default=_env("PARTITIONS", "4"),
-                   help="partitions of the default topic (default 4)")
-    p.add_argument("--topic", default=_env("TOPIC", "perf.job-events"), help="topic to create (default perf.job-events)")
+    p = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka-compatible broker (Tansu) in the foreground",
+        description="Run Tansu on 127.0.0.1 (memory storage) and create the default topic.",
+    )
+    p.add_argument(
+        "--port",
+        type=_positive_int("--port"),
+        default=_env("BROKER_PORT", "9092"),
+        help="port (default 9092)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=_positive_int("--partitions"),
+        default=_env("PARTITIONS", "4"),
+        help="partitions of the default topic (default 4)",
+    )
+    p.add_argument(
+        "--topic",
+        default=_env("TOPIC", "perf.job-events"),
+        help="topic to create (default perf.job-events)",
+    )
     p.set_defaults(func=commands.broker)
 
-    p = sub.add_parser("demo-events", help="publish a realistic demo studio to Kafka",
-                       description="Publish the demo studio's events (deterministic ids: publishing twice doubles nothing in the lake).")
+    p = sub.add_parser(
+        "demo-events",
+        help="publish a realistic demo studio to Kafka",
+        description="Publish the demo studio's events (deterministic ids: publishing twice doubles nothing in the lake).",
+    )
     _kafka_args(p)
-    p.add_argument("--days", type=_positive_int("--days"), default=_env("DEMO_DAYS", "60"), help="days of history (default 60)")
-    p.add_argument("--seed", type=_positive_int("--seed", 0), default=_env("DEMO_SEED", "7"), help="random seed (default 7)")
+    p.add_argument(
+        "--days",
+        type=_positive_int("--days"),
+        default=_env("DEMO_DAYS", "60"),
+        help="days of history (default 60)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_positive_int("--seed", 0),
+        default=_env("DEMO_SEED", "7"),
+        help="random seed (default 7)",
+    )
     p.set_defaults(func=commands.demo_events)
 
-    p = sub.add_parser("demo", help="what `make run` does: broker + demo events + ingest + the app",
-                       description="Start the broker, fill the lake with the demo studio once, keep ingest running and serve the app.")
+    p = sub.add_parser(
+        "demo",
+        help="what `make run` does: broker + demo events + ingest + the app",
+        description="Start the broker, fill the lake with the demo studio once, keep ingest running and serve the app.",
+    )
     _lake_arg(p)
-    p.add_argument("--port", type=_positive_int("--port"), default=_env("BROKER_PORT", "9092"), help="broker port (default 9092)")
-    p.add_argument("--app-port", type=_positive_int("--app-port"), default=_env("APP_PORT", "8501"), help="app port (default 8501)")
-    p.add_argument("--days", type=_positive_int("--days"), default=_env("DEMO_DAYS", "60"), help="days of history (default 60)")
-    p.add_argument("--seed", type=_positive_int("--seed", 0), default=_env("DEMO_SEED", "7"), help="random seed (default 7)")
-    p.add_argument("--no-app", action="store_true", help="fill the lake and stop, without serving the app")
+    p.add_argument(
+        "--port",
+        type=_positive_int("--port"),
+        default=_env("BROKER_PORT", "9092"),
+        help="broker port (default 9092)",
+    )
+    p.add_argument(
+        "--app-port",
+        type=_positive_int("--app-port"),
+        default=_env("APP_PORT", "8501"),
+        help="app port (default 8501)",
+    )
+    p.add_argument(
+        "--days",
+        type=_positive_int("--days"),
+        default=_env("DEMO_DAYS", "60"),
+        help="days of history (default 60)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_positive_int("--seed", 0),
+        default=_env("DEMO_SEED", "7"),
+        help="random seed (default 7)",
+    )
+    p.add_argument(
+        "--no-app", action="store_true", help="fill the lake and stop, without serving the app"
+    )
     p.set_defaults(func=commands.demo)
 
-    p = sub.add_parser("app", help="serve the Streamlit app", description="Serve the perflake app over a lake.")
+    p = sub.add_parser(
+        "app", help="serve the Streamlit app", description="Serve the perflake app over a lake."
+    )
     _lake_arg(p)
-    p.add_argument("--port", type=_positive_int("--port"), default=_env("APP_PORT", "8501"), help="port (default 8501)")
+    p.add_argument(
+        "--port",
+        type=_positive_int("--port"),
+        default=_env("APP_PORT", "8501"),
+        help="port (default 8501)",
+    )
     p.set_defaults(func=commands.app)
 
-    p = sub.add_parser("sql", help="DuckDB shell (or one query) over the lake views",
-                       description="Without -c: the official DuckDB shell with every lake view defined. With -c: run one query and print it.")
+    p = sub.add_parser(
+        "sql",
+        help="DuckDB shell (or one query) over the lake views",
+        description="Without -c: the official DuckDB shell with every lake view defined. With -c: run one query and print it.",
+    )
     _lake_arg(p)
     p.add_argument("-c", "--command", dest="sql", help="run this SQL and print the result")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output of -c (default table)")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="output of -c (default table)",
+    )
     p.set_defaults(func=commands.sql)
 
-    p = sub.add_parser("retention", help="drop date folders beyond the retention window",
-                       description="Drop whole date folders older than the window; ingest then quarantines older events.")
+    p = sub.add_parser(
+        "retention",
+        help="drop date folders beyond the retention window",
+        description="Drop whole date folders older than the window; ingest then quarantines older events.",
+    )
     _lake_arg(p)
-    p.add_argument("--keep-days", type=_positive_int("--keep-days"), default=_env("KEEP_DAYS", "90"), help="days kept, today included (default 90)")
+    p.add_argument(
+        "--keep-days",
+        type=_positive_int("--keep-days"),
+        default=_env("KEEP_DAYS", "90"),
+        help="days kept, today included (default 90)",
+    )
     p.set_defaults(func=commands.retention)
 
-    p = sub.add_parser("compact", help="merge each past day's small files into one",
-                       description="Merge each past day's files per table into one file, swapped in atomically.")
+    p = sub.add_parser(
+        "compact",
+        help="merge each past day's small files into one",
+        description="Merge each past day's files per table into one file, swapped in atomically.",
+    )
     _lake_arg(p)
     p.set_defaults(func=commands.compact)
     return parser

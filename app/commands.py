@@ -21,8 +21,7 @@ from ingest.broker import BrokerError, EmbeddedBroker, create_topic
 from ingest.consumer import Ingest, stop_on_signals
 from ingest.pipeline import FlushPolicy
 from ingest.settings import KAFKA_PASSTHROUGH, IngestSettings
-from lake import LakeError
-from lake import maintenance, views
+from lake import LakeError, maintenance, views
 from lake.layout import ensure_lake, read_meta, write_meta
 
 log = logging.getLogger("perflake")
@@ -46,11 +45,20 @@ def ingest_settings(args: argparse.Namespace) -> IngestSettings:
         if not sep:
             raise UserError(f"--kafka-option: must be KEY=VALUE, got {pair!r}")
         kafka[key.strip()] = value
-    for key in ("request_timeout_ms", "session_timeout_ms", "max_poll_interval_ms"):
+    for key in (
+        "request_timeout_ms",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_interval_ms",
+    ):
         if key in kafka:
             kafka[key] = _int_option(key, kafka[key])
     if "ssl_check_hostname" in kafka:
-        kafka["ssl_check_hostname"] = str(kafka["ssl_check_hostname"]).lower() in ("1", "true", "yes")
+        kafka["ssl_check_hostname"] = str(kafka["ssl_check_hostname"]).lower() in (
+            "1",
+            "true",
+            "yes",
+        )
     try:
         return IngestSettings(
             bootstrap_servers=args.bootstrap_servers,
@@ -94,7 +102,10 @@ def broker(args: argparse.Namespace) -> int:
     except BrokerError as e:
         b.stop()
         raise UserError(str(e)) from e
-    print(f"broker on {b.bootstrap}, topic {args.topic} ({args.partitions} partitions); Ctrl-C stops it", flush=True)
+    print(
+        f"broker on {b.bootstrap}, topic {args.topic} ({args.partitions} partitions); Ctrl-C stops it",
+        flush=True,
+    )
     try:
         assert b.process is not None
         b.process.wait()
@@ -124,9 +135,13 @@ def demo(args: argparse.Namespace) -> int:
         seeded = read_meta(lake).get("demo")
         wanted = {"seed": args.seed, "days": args.days}
         if seeded == wanted:
-            print(f"the lake {lake} already holds the demo studio (seed {args.seed}); not regenerating")
+            print(
+                f"the lake {lake} already holds the demo studio (seed {args.seed}); not regenerating"
+            )
         else:
-            print(f"publishing the demo studio ({args.days} days, seed {args.seed}) to {b.bootstrap}")
+            print(
+                f"publishing the demo studio ({args.days} days, seed {args.seed}) to {b.bootstrap}"
+            )
             publish_studio(b.bootstrap, topic, days=args.days, seed=args.seed)
         settings = IngestSettings(b.bootstrap, topic, lake, until_idle_s=2.0, progress_every_s=2.0)
         print("ingesting into", lake)
@@ -136,8 +151,20 @@ def demo(args: argparse.Namespace) -> int:
             return 0
         # Ingest stays up beside the app, so events published from now on land too.
         live = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "ingest", "--bootstrap-servers", b.bootstrap,
-             "--topic", topic, "--lake", str(lake), "--progress-every", "30"]
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "ingest",
+                "--bootstrap-servers",
+                b.bootstrap,
+                "--topic",
+                topic,
+                "--lake",
+                str(lake),
+                "--progress-every",
+                "30",
+            ]
         )
         print(f"\n  perflake is up: http://localhost:{args.app_port}\n", flush=True)
         try:
@@ -155,9 +182,20 @@ def app(args: argparse.Namespace) -> int:
 
 def _serve(lake: Path, port: int) -> int:
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
-        "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--", "--lake", str(lake),
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_SCRIPT),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        "--lake",
+        str(lake),
     ]
     proc = subprocess.Popen(cmd)
     try:
@@ -206,7 +244,9 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
         cells = [columns] + [["" if v is None else str(v) for v in r] for r in rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
         for n, row in enumerate(cells):
-            out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+            out.write(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+            )
             if n == 0:
                 out.write("  ".join("-" * w for w in widths) + "\n")
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
@@ -229,6 +269,8 @@ def compact(args: argparse.Namespace) -> int:
     except LakeError as e:
         raise UserError(str(e)) from e
     for change in merged:
-        print(f"compacted {change.table}/date={change.day}: {change.files_before} files -> 1 ({change.rows} rows)")
+        print(
+            f"compacted {change.table}/date={change.day}: {change.files_before} files -> 1 ({change.rows} rows)"
+        )
     print(f"{len(merged)} partitions compacted")
     return 0

@@ -104,7 +104,7 @@ class Ingest:
                     last_record_at = now  # waiting for an assignment is not idleness
                 elif (
                     now - max(last_record_at, self._assigned_at) >= s.until_idle_s
-                    and self._lag() == 0
+                    and self._all_read()
                 ):
                     log.info(
                         "idle for %.1f s at the end of every partition: stopping", s.until_idle_s
@@ -151,6 +151,7 @@ class Ingest:
         while True:
             try:
                 self.consumer.commit(offsets)
+                log.debug("committed %s", self._pending)
                 self._pending.clear()
                 return
             except KafkaError as e:
@@ -181,6 +182,7 @@ class Ingest:
             mine = self.consumer.assignment()
             for tp in tps:
                 done = self.consumer.position(tp) if tp in mine else self.consumer.committed(tp)
+                log.debug("partition %d: read or committed to %s of %s", tp.partition, done, ends[tp])
                 if (done or 0) < ends[tp]:
                     return False
         except KafkaError as e:

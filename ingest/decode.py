@@ -204,6 +204,8 @@ def _event(doc: dict[str, Any], etype: Any, now: datetime) -> Event:
     stages = row.pop("pipeline_stages", None)
     if table is JOBS or table is JOB_FAILURES:
         _job_columns(row, stages)
+    elif table is WORKER_SAMPLES:
+        row.setdefault("gpu_index", 0)  # the contract's default: single-GPU workers omit it
     return Event(table, etype, row, stages)
 
 

@@ -105,6 +105,7 @@ class Pipeline:
                 self.stats.files += 1
                 self.stats.rows[table.name] += written
         offsets = self._batch.next_offsets()
+        log.debug("published %s -> commit %s", name, offsets)
         self.stats.flushes += 1
         self.stats.last_flush_at = time.time()
         self._batch = self._new_batch()

@@ -74,7 +74,9 @@ def ensure_lake(lake: Path, create: bool = False) -> Path:
     if create:
         lake.mkdir(parents=True, exist_ok=True)
     elif not lake.is_dir():
-        raise LakeNotFoundError(f"lake folder {lake} does not exist (run ingest or `make run` first)")
+        raise LakeNotFoundError(
+            f"lake folder {lake} does not exist (run ingest or `make run` first)"
+        )
     return lake
 
 

@@ -53,7 +53,9 @@ def retention_cutoff(keep_days: int, today: date | None = None) -> date:
     return today - timedelta(days=keep_days - 1)
 
 
-def expire(lake: Path, keep_days: int = DEFAULT_KEEP_DAYS, today: date | None = None) -> list[PartitionChange]:
+def expire(
+    lake: Path, keep_days: int = DEFAULT_KEEP_DAYS, today: date | None = None
+) -> list[PartitionChange]:
     """Drop every partition older than the retention window; one row per dropped partition."""
     lake = ensure_lake(lake)
     cutoff = retention_cutoff(keep_days, today)

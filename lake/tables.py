@@ -229,7 +229,12 @@ QUARANTINE = Table(
             _col("reason", STR, "Why it was rejected, naming the field and the rule.", False),
             _col("event_type", STR, "event_type when it could be read."),
             _col("event_id", STR, "event_id when it could be read."),
-            _col("received_at", TS, "Kafka timestamp of the message; its date names the partition.", False),
+            _col(
+                "received_at",
+                TS,
+                "Kafka timestamp of the message; its date names the partition.",
+                False,
+            ),
             _col("ingested_at", TS, "When perflake quarantined it (UTC)."),
         ]
     ),
@@ -238,7 +243,8 @@ QUARANTINE = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (JOBS, JOB_FAILURES, JOB_STAGES, WORKER_SAMPLES, REVIEWS, DELIVERIES, QUARANTINE)
+    t.name: t
+    for t in (JOBS, JOB_FAILURES, JOB_STAGES, WORKER_SAMPLES, REVIEWS, DELIVERIES, QUARANTINE)
 }
 
 

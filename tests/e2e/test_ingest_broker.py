@@ -53,13 +53,14 @@ def expected_counts(n_valid: int, n_bad: int) -> dict[str, tuple[int, int]]:
 
 
 def settings(broker: EmbeddedBroker, topic: str, lake: Path, **kw: object) -> IngestSettings:
-    base: dict = {"until_idle_s": 1.0, "progress_every_s": 1.0}
+    # One group per topic: members of other tests (some killed on purpose) never join this one.
+    base: dict = {"until_idle_s": 1.0, "progress_every_s": 1.0, "group": f"g-{topic}"}
     return IngestSettings(broker.bootstrap, topic, lake, **(base | kw))
 
 
 def cli_ingest(broker: EmbeddedBroker, topic: str, lake: Path, *extra: str) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "app.cli", "ingest", "--bootstrap-servers", broker.bootstrap,
-           "--topic", topic, "--lake", str(lake), "--progress-every", "1", *extra]
+           "--topic", topic, "--group", f"g-{topic}", "--lake", str(lake), "--progress-every", "1", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -105,19 +106,19 @@ def test_redelivery_days_later_counts_once(broker, topic, lake):
 
 @pytest.mark.slow
 def test_sigkill_at_several_points_then_restart_is_still_exactly_once(broker, topic, lake):
-    valid = mixed_stream(6000)
+    valid = mixed_stream(30000)
     bad = bad_lines()
     stream = valid[:3000] + bad + valid[3000:] + valid[:500]
     produce(broker.bootstrap, topic, stream)
     rng = random.Random(11)
     for _ in range(4):
         proc = cli_ingest(broker, topic, lake, "--max-records", "400", "--max-latency", "0.3")
-        time.sleep(rng.uniform(4.0, 7.0))  # group join (~3 s), then somewhere mid-ingest
+        time.sleep(rng.uniform(3.5, 5.0))  # group join (~3 s), then somewhere mid-ingest
         kill(proc)
     proc = cli_ingest(broker, topic, lake, "--until-idle", "2")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out.decode()[-2000:]
-    assert counts(lake) == expected_counts(6000, len(bad))
+    assert counts(lake) == expected_counts(30000, len(bad))
 
 
 @pytest.mark.slow

@@ -289,28 +289,28 @@ def test_ingest_status_absent_then_reported(lake: Path, empty: Path) -> None:
     assert health.ingest_status(empty) == status
 
 
-EMPTY_SCHEMAS = {
-    "rows_per_day": {"table": pl.String, "date": pl.Date, "rows": pl.Int64},
+EMPTY_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "rows_per_day": {"table": pl.String(), "date": pl.Date(), "rows": pl.Int64()},
     "latest_events": {
-        "event_type": pl.String,
-        "event_id": pl.String,
+        "event_type": pl.String(),
+        "event_id": pl.String(),
         "occurred_at": pl.Datetime("us", "UTC"),
         "ingested_at": pl.Datetime("us", "UTC"),
-        "subject": pl.String,
+        "subject": pl.String(),
     },
     "quarantine": {
         "received_at": pl.Datetime("us", "UTC"),
-        "topic": pl.String,
-        "kafka_partition": pl.Int32,
-        "kafka_offset": pl.Int64,
-        "reason": pl.String,
-        "event_type": pl.String,
-        "event_id": pl.String,
-        "preview": pl.String,
+        "topic": pl.String(),
+        "kafka_partition": pl.Int32(),
+        "kafka_offset": pl.Int64(),
+        "reason": pl.String(),
+        "event_type": pl.String(),
+        "event_id": pl.String(),
+        "preview": pl.String(),
     },
     "quarantine_reasons": {
-        "rule": pl.String,
-        "messages": pl.Int64,
+        "rule": pl.String(),
+        "messages": pl.Int64(),
         "last_received_at": pl.Datetime("us", "UTC"),
     },
 }
@@ -338,14 +338,14 @@ def test_empty_lake_totals_list_every_table_with_nothing(empty: Path) -> None:
         )
     ]
     assert got.schema == pl.Schema(
-        {
-            "table": pl.String,
-            "rows": pl.Int64,
-            "days": pl.Int64,
-            "first_date": pl.Date,
-            "last_date": pl.Date,
-            "latest_ingested_at": pl.Datetime("us", "UTC"),
-        }
+        [
+            ("table", pl.String()),
+            ("rows", pl.Int64()),
+            ("days", pl.Int64()),
+            ("first_date", pl.Date()),
+            ("last_date", pl.Date()),
+            ("latest_ingested_at", pl.Datetime("us", "UTC")),
+        ]
     )
 
 
@@ -358,3 +358,38 @@ def test_missing_lake_is_named(tmp_path: Path) -> None:
 def test_identifiers_off_the_allowlist_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="not a known"):
         health._quoted(name, health.TABLES)
+
+
+@pytest.fixture
+def sparse(tmp_path: Path) -> Path:
+    """Two events ten days apart, and a tombstone (a message with no value)."""
+    pipeline = Pipeline(tmp_path / "sparse", TOPIC, keep_days=3650, policy=FlushPolicy())
+    first = _job("s1", "2025-06-01T10:00:00Z", "job-1")
+    last = _job("s2", "2025-06-11T10:00:00Z", "job-2")
+    pipeline.add(
+        [
+            Record(TOPIC, 1, 0, _ms(first["occurred_at"]), None, _value(first)),
+            Record(TOPIC, 1, 1, _ms(last["occurred_at"]), None, _value(last)),
+            Record(TOPIC, 1, 2, _ms("2025-06-11T11:00:00Z"), b"k", None),
+        ]
+    )
+    pipeline.flush()
+    return pipeline.lake
+
+
+def test_rows_per_day_skips_days_without_data(sparse: Path) -> None:
+    assert health.rows_per_day(sparse, days=2).rows() == [
+        ("jobs", date(2025, 6, 1), 1),
+        ("jobs", date(2025, 6, 11), 1),
+        ("quarantine", date(2025, 6, 11), 1),
+    ]
+
+
+def test_a_tombstone_has_no_preview(sparse: Path) -> None:
+    got = health.quarantine(sparse)
+    assert got.select("kafka_partition", "kafka_offset", "reason", "preview").rows() == [
+        (1, 2, "value: empty message (tombstone)", None)
+    ]
+    assert health.quarantine_reasons(sparse).rows() == [
+        ("value: empty message", 1, _utc("2025-06-11T11:00:00Z"))
+    ]

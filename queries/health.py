@@ -1,0 +1,210 @@
+"""Ingest-health queries: rows per table and day, table totals, latest events and the quarantine.
+
+Reads the lake only through `lake.views` (and the ingest status through `lake.layout`); knows
+nothing of Streamlit. Table and column names are identifiers, not values: they go through
+`_quoted`, which takes only names on the lake's declared allowlist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from lake import QueryError, views
+from lake.layout import read_meta
+from lake.tables import TABLES
+
+#: Event tables, the event type that fills each, and the column that names its subject.
+EVENT_TABLES: dict[str, tuple[str, str]] = {
+    "jobs": ("job.completed", "job_id"),
+    "job_failures": ("job.failed", "job_id"),
+    "worker_samples": ("worker.sample", "worker_id"),
+    "reviews": ("review.completed", "review_id"),
+    "deliveries": ("character.delivered", "character_id"),
+}
+
+#: Characters of a quarantined message's value shown in `preview`.
+PREVIEW_CHARS = 200
+
+# DuckDB types of the result columns -> Polars types, so an empty result keeps its schema.
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.String(),
+    "BIGINT": pl.Int64(),
+    "INTEGER": pl.Int32(),
+    "DOUBLE": pl.Float64(),
+    "BOOLEAN": pl.Boolean(),
+    "DATE": pl.Date(),
+    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
+    "BLOB": pl.Binary(),
+}
+
+
+def _quoted(name: str, allowed: Iterable[str]) -> str:
+    """`name` as a quoted SQL identifier; ValueError unless it is on the `allowed` list."""
+    if name not in set(allowed):
+        raise ValueError(f"{name!r} is not a known lake table or column")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column(table: str, column: str) -> str:
+    return _quoted(column, TABLES[table].schema.names)
+
+
+def _frame(lake: Path, sql: str, params: Sequence[Any]) -> pl.DataFrame:
+    """Run `sql` on a fresh connection to the lake views; the rows as a typed Polars frame."""
+    with closing(views.connect(lake)) as con:
+        result = views.run(con, sql, params)
+        try:
+            schema = {name: _POLARS_TYPES[str(type_)] for name, type_, *_ in result.description}
+            rows = result.fetchall()
+        except duckdb.Error as e:
+            raise QueryError(f"{e}") from e
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+ROWS_PER_DAY_PART = 'select ? as "table", date, count(*) as rows from {view} group by date'
+ROWS_PER_DAY = """
+with counts as (
+{parts}
+),
+recent as (
+    select distinct date
+    from counts
+    order by date desc
+    limit ?
+)
+select counts."table", counts.date, counts.rows
+from counts
+semi join recent using (date)
+order by counts.date, counts."table"
+"""
+
+
+def rows_per_day(lake: Path, days: int = 30) -> pl.DataFrame:
+    """One row per table and day: rows per table on each of the last `days` days with data.
+
+    A day is kept when any table has rows on it; a table with no rows on a kept day has no row.
+    """
+    if days < 1:
+        raise ValueError(f"days: must be >= 1, got {days}")
+    parts = "\nunion all\n".join(
+        ROWS_PER_DAY_PART.format(view=_quoted(name, TABLES)) for name in TABLES
+    )
+    return _frame(lake, ROWS_PER_DAY.format(parts=parts), [*TABLES, days])
+
+
+TABLE_TOTALS_PART = """select ? as position, ? as "table", count(*) as rows,
+    count(distinct date) as days, min(date) as first_date, max(date) as last_date,
+    max(ingested_at) as latest_ingested_at
+from {view}"""
+TABLE_TOTALS = """
+select "table", rows, days, first_date, last_date, latest_ingested_at
+from (
+{parts}
+)
+order by position
+"""
+
+
+def table_totals(lake: Path) -> pl.DataFrame:
+    """One row per table, in declaration order: rows, distinct days, first and last day, and
+    when a row was last ingested (null dates for a table with no rows yet)."""
+    parts = "\nunion all\n".join(
+        TABLE_TOTALS_PART.format(view=_quoted(name, TABLES)) for name in TABLES
+    )
+    params = [value for position, name in enumerate(TABLES) for value in (position, name)]
+    return _frame(lake, TABLE_TOTALS.format(parts=parts), params)
+
+
+LATEST_EVENTS_PART = """(select ? as event_type, event_id, occurred_at, ingested_at,
+    {subject} as subject
+from {view}
+order by occurred_at desc, event_id
+limit ?)"""
+LATEST_EVENTS = """
+select event_type, event_id, occurred_at, ingested_at, subject
+from (
+{parts}
+)
+order by occurred_at desc, event_id
+limit ?
+"""
+
+
+def latest_events(lake: Path, limit: int = 20) -> pl.DataFrame:
+    """One row per event, newest `occurred_at` first, across the event tables (ties by event_id).
+
+    `subject` is what the event is about: the job, worker, review or character.
+    """
+    if limit < 1:
+        raise ValueError(f"limit: must be >= 1, got {limit}")
+    parts = "\nunion all\n".join(
+        LATEST_EVENTS_PART.format(view=_quoted(name, TABLES), subject=_column(name, subject))
+        for name, (_, subject) in EVENT_TABLES.items()
+    )
+    params = [value for event_type, _ in EVENT_TABLES.values() for value in (event_type, limit)]
+    return _frame(lake, LATEST_EVENTS.format(parts=parts), [*params, limit])
+
+
+QUARANTINE = """
+select received_at, topic, kafka_partition, kafka_offset, reason, event_type, event_id, value
+from quarantine
+order by received_at desc, topic, kafka_partition, kafka_offset desc
+limit ?
+"""
+
+
+def quarantine(lake: Path, limit: int = 100) -> pl.DataFrame:
+    """One row per quarantined message, newest first, with a `preview` of its value.
+
+    The preview is the first 200 characters of the value as UTF-8 (bad bytes replaced); null for
+    a message without a value.
+    """
+    if limit < 1:
+        raise ValueError(f"limit: must be >= 1, got {limit}")
+    frame = _frame(lake, QUARANTINE, [limit])
+    previews = [_preview(v) for v in frame.get_column("value").to_list()]
+    return frame.drop("value").with_columns(pl.Series("preview", previews, dtype=pl.String))
+
+
+def _preview(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    # A character takes at most 4 bytes: the first 4 * PREVIEW_CHARS bytes hold the preview.
+    return value[: 4 * PREVIEW_CHARS].decode("utf-8", errors="replace")[:PREVIEW_CHARS]
+
+
+# A reason reads "<field>: <rule>, got <value>"; reasons without a value may end in a driver's
+# detail in parentheses. Cutting either off leaves the rule, the same for every value.
+QUARANTINE_REASONS = r"""
+select rule, count(*) as messages, max(received_at) as last_received_at
+from (
+    select regexp_replace(reason, '(, got .*| \(.*\))$', '', 's') as rule, received_at
+    from quarantine
+)
+group by rule
+order by messages desc, last_received_at desc, rule
+"""
+
+
+def quarantine_reasons(lake: Path) -> pl.DataFrame:
+    """One row per reason rule (the reason without the value it got): messages, last received.
+
+    Most messages first; ties by the most recently received.
+    """
+    return _frame(lake, QUARANTINE_REASONS, [])
+
+
+def ingest_status(lake: Path) -> dict[str, Any]:
+    """What the running ingest last reported for this lake ({} if it never did).
+
+    Keys as the consumer writes them: group, topic, lag, events_per_s, records, quarantined and
+    updated_at (ISO 8601, UTC).
+    """
+    status = read_meta(Path(lake)).get("ingest")
+    return dict(status) if isinstance(status, dict) else {}
