@@ -97,6 +97,11 @@ class Ingest:
             self.runner.tick(self._published)
             self._commit()
             if now - progress.last_at >= s.progress_every_s:
+                if self._assigned_at is None:
+                    log.warning(
+                        "no partition assignment yet from %s (broker unreachable, or the group is forming); retrying",
+                        s.bootstrap_servers,
+                    )
                 progress.lag = self._lag()
                 self._report(progress=progress)
             if s.until_idle_s is not None and not polled:
