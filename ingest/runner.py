@@ -62,7 +62,7 @@ class ProcessRunner:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_worker_main,
-            args=(child, lake, topic, keep_days, policy),
+            args=(child, self._conn, lake, topic, keep_days, policy),
             name="perflake-ingest-writer",
             daemon=True,
         )
@@ -129,8 +129,11 @@ class ProcessRunner:
 
 
 def _worker_main(
-    conn: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy
+    conn: Connection, parent_end: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy
 ) -> None:
+    # The fork copied the parent's end of the pipe: close it, so that the parent's death
+    # (even by SIGKILL) reads as end-of-file here and this process exits instead of lingering.
+    parent_end.close()
     # The parent owns shutdown: it sends "flush" then "stop" on SIGTERM/SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
