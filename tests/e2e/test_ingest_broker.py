@@ -190,7 +190,7 @@ def test_broker_down_at_start_is_retried_until_it_comes_up(tmp_path, lake):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "ingest", "--bootstrap-servers", f"127.0.0.1:{port}",
-         "--topic", "late", "--lake", str(lake), "--until-idle", "2"],
+         "--topic", "late", "--lake", str(lake), "--until-idle", "2", "--progress-every", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
     try:
