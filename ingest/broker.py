@@ -48,6 +48,8 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         if _listening(self.port):
             raise BrokerError(f"port {self.port} is already in use; choose another with --port")
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         out = self._log or subprocess.DEVNULL
         self.process = subprocess.Popen(
