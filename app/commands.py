@@ -180,7 +180,13 @@ def app(args: argparse.Namespace) -> int:
     return _serve(lake, args.port)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(lake: Path, port: int) -> int:
+    # SIGTERM (a supervisor, `timeout`) stops the app like Ctrl-C, so the caller's cleanup runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     cmd = [
         sys.executable,
         "-m",

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -182,12 +182,17 @@ class Ingest:
         assert self.consumer is not None
         topic = self.settings.topic
         try:
-            tps = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
+            tps = [
+                TopicPartition(topic, p)
+                for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+            ]
             ends = self.consumer.end_offsets(tps)
             mine = self.consumer.assignment()
             for tp in tps:
                 done = self.consumer.position(tp) if tp in mine else self.consumer.committed(tp)
-                log.debug("partition %d: read or committed to %s of %s", tp.partition, done, ends[tp])
+                log.debug(
+                    "partition %d: read or committed to %s of %s", tp.partition, done, ends[tp]
+                )
                 if (done or 0) < ends[tp]:
                     return False
         except KafkaError as e:

@@ -129,7 +129,12 @@ class ProcessRunner:
 
 
 def _worker_main(
-    conn: Connection, parent_end: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy
+    conn: Connection,
+    parent_end: Connection,
+    lake: Path,
+    topic: str,
+    keep_days: int,
+    policy: FlushPolicy,
 ) -> None:
     # The fork copied the parent's end of the pipe: close it, so that the parent's death
     # (even by SIGKILL) reads as end-of-file here and this process exits instead of lingering.

@@ -39,6 +39,10 @@ def markdown() -> str:
         parts.append("| column | type | null | meaning |\n|---|---|---|---|")
         for field in table.schema:
             null = "yes" if field.nullable else "no"
-            parts.append(f"| `{field.name}` | {_type_name(field.type)} | {null} | {table.doc_of(field.name)} |")
-        parts.append("| `date` | date | no | Partition date (from the folder name); filter on it to prune files. |\n")
+            parts.append(
+                f"| `{field.name}` | {_type_name(field.type)} | {null} | {table.doc_of(field.name)} |"
+            )
+        parts.append(
+            "| `date` | date | no | Partition date (from the folder name); filter on it to prune files. |\n"
+        )
     return "\n".join(parts)

@@ -35,7 +35,9 @@ def lake(tmp_path: Path) -> Path:
     return tmp_path / "lake"
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] | None = None) -> None:
+def produce(
+    bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] | None = None
+) -> None:
     """Publish `values` and wait until the broker has them all."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     try:

@@ -34,12 +34,20 @@ def encode(doc: dict[str, Any]) -> bytes:
 
 def mixed_stream(n: int, day: str = "2026-11-20") -> list[bytes]:
     """`n` valid events of every type with distinct ids, on one UTC day."""
-    kinds = ["job.completed", "worker.sample", "job.failed", "review.completed", "character.delivered"]
+    kinds = [
+        "job.completed",
+        "worker.sample",
+        "job.failed",
+        "review.completed",
+        "character.delivered",
+    ]
     out = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
         minute, second = divmod(i % 3600, 60)
-        doc = event(kind, event_id=f"ev-{i:06d}", occurred_at=f"{day}T10:{minute:02d}:{second:02d}Z")
+        doc = event(
+            kind, event_id=f"ev-{i:06d}", occurred_at=f"{day}T10:{minute:02d}:{second:02d}Z"
+        )
         if kind.startswith("job."):
             doc["job_id"] = f"job-{i:06d}"
         out.append(encode(doc))

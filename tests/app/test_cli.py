@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 from app.cli import build_parser, main
-from lake.writer import LakeWriter
 from lake.tables import WORKER_SAMPLES
+from lake.writer import LakeWriter
 from tests.lake.test_writer_and_maintenance import samples
 
 COMMANDS = ["ingest", "broker", "demo-events", "demo", "app", "sql", "retention", "compact"]
@@ -18,7 +18,9 @@ COMMANDS = ["ingest", "broker", "demo-events", "demo", "app", "sql", "retention"
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help(command):
-    out = subprocess.run([sys.executable, "-m", "app.cli", command, "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", command, "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "usage: perflake" in out.stdout
 
 
@@ -28,7 +30,10 @@ def test_every_subcommand_has_help(command):
         (["ingest", "--max-latency", "0"], "--max-latency: must be > 0, got 0"),
         (["ingest", "--keep-days", "zero"], "--keep-days: must be an integer, got 'zero'"),
         (["ingest", "--bootstrap-servers", "nohost"], "bootstrap_servers: must be host:port"),
-        (["ingest", "--kafka-option", "security_protocol=SASL_FOO"], "security_protocol: must be one of"),
+        (
+            ["ingest", "--kafka-option", "security_protocol=SASL_FOO"],
+            "security_protocol: must be one of",
+        ),
         (["ingest", "--kafka-option", "colour=blue"], "kafka: unknown option(s)"),
     ],
 )
@@ -57,7 +62,13 @@ def test_sql_command_prints_csv_json_and_table(tmp_path, capsys):
     assert main(["sql", "--lake", str(tmp_path), "-c", sql, "--format", "json"]) == 0
     assert '"event_id": "a"' in capsys.readouterr().out
     assert main(["sql", "--lake", str(tmp_path), "-c", sql]) == 0
-    assert capsys.readouterr().out.splitlines() == ["event_id  state", "--------  -----", "a         idle", "b         idle", "(2 rows)"]
+    assert capsys.readouterr().out.splitlines() == [
+        "event_id  state",
+        "--------  -----",
+        "a         idle",
+        "b         idle",
+        "(2 rows)",
+    ]
 
 
 def test_sql_error_is_one_line(tmp_path, capsys):
@@ -74,9 +85,19 @@ def test_duckdb_cli_shell_reads_the_views(tmp_path):
     init = tmp_path / "_meta" / "views.sql"
     init.parent.mkdir(parents=True, exist_ok=True)
     init.write_text(init_script(tmp_path, relative=True))
-    shell = [p for p in (sys.prefix + "/bin/duckdb",)][0]
+    shell = sys.prefix + "/bin/duckdb"
     out = subprocess.run(
-        [shell, "-init", str(init), "-csv", "-c", "select count(*) as n, min(date) as d from worker_samples"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            shell,
+            "-init",
+            str(init),
+            "-csv",
+            "-c",
+            "select count(*) as n, min(date) as d from worker_samples",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip().splitlines()[-2:] == ["n,d", "3,2026-11-20"]

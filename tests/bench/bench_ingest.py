@@ -49,10 +49,16 @@ def bare_rate(bootstrap: str, events: int) -> float:
     """Messages per second of a kafka-python group member that only counts them."""
     started = time.perf_counter()
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id="bench-bare", auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_wait_ms=50, fetch_max_bytes=16 << 20,
-        max_partition_fetch_bytes=4 << 20, max_poll_records=10_000,
-        session_timeout_ms=6_000, heartbeat_interval_ms=2_000,
+        bootstrap_servers=bootstrap,
+        group_id="bench-bare",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        fetch_max_bytes=16 << 20,
+        max_partition_fetch_bytes=4 << 20,
+        max_poll_records=10_000,
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=2_000,
     )
     consumer.subscribe([TOPIC])
     seen = 0
@@ -85,9 +91,26 @@ def _tree_rss_mb(pid: int) -> float:
 
 def ingest_run(bootstrap: str, lake: Path, events: int) -> tuple[float, float]:
     """(events per second to the last published file, peak RSS in MB) of `perflake ingest`."""
-    cmd = [sys.executable, "-m", "app.cli", "ingest", "--bootstrap-servers", bootstrap,
-           "--topic", TOPIC, "--lake", str(lake), "--group", "bench-ingest", "--until-idle", "2",
-           "--keep-days", "3650", "--progress-every", "5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "ingest",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        TOPIC,
+        "--lake",
+        str(lake),
+        "--group",
+        "bench-ingest",
+        "--until-idle",
+        "2",
+        "--keep-days",
+        "3650",
+        "--progress-every",
+        "5",
+    ]
     started_wall = time.time()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,8 +136,12 @@ def ingest_run(bootstrap: str, lake: Path, events: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog (>= 200000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="events in the backlog (>= 200000)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="perflake-bench-"))
     try:
@@ -122,21 +149,32 @@ def main() -> int:
             create_topic(broker.bootstrap, TOPIC, 4)
             t = time.perf_counter()
             json_bytes = publish(broker.bootstrap, args.events)
-            print(f"published {args.events:,} events ({json_bytes / 1e6:.0f} MB of JSON) in {time.perf_counter() - t:.0f} s")
+            print(
+                f"published {args.events:,} events ({json_bytes / 1e6:.0f} MB of JSON) in {time.perf_counter() - t:.0f} s"
+            )
             bare = bare_rate(broker.bootstrap, args.events)
             rate, rss = ingest_run(broker.bootstrap, work / "lake", args.events)
         parquet = sum(p.stat().st_size for p in (work / "lake").rglob("*.parquet"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratio, share = rate / bare, parquet / json_bytes
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"bare kafka-python consumer : {bare:>9,.0f} events/s")
     print(f"perflake ingest            : {rate:>9,.0f} events/s (start to last file published)")
     print(f"ratio ingest / bare        : {ratio:>9.2f}   target >= {TARGETS['ratio']}")
     print(f"ingest rate                : {rate:>9,.0f}   target >= {TARGETS['rate']:,}")
-    print(f"peak RSS (both processes)  : {rss:>9.0f} MB target <= {TARGETS['rss_mb']} MB with a {args.events:,}-event backlog")
+    print(
+        f"peak RSS (both processes)  : {rss:>9.0f} MB target <= {TARGETS['rss_mb']} MB with a {args.events:,}-event backlog"
+    )
     print(f"Parquet / JSON bytes       : {share:>9.1%}   target <= {TARGETS['parquet_share']:.0%}")
-    met = ratio >= TARGETS["ratio"] and rate >= TARGETS["rate"] and rss <= TARGETS["rss_mb"] and share <= TARGETS["parquet_share"]
+    met = (
+        ratio >= TARGETS["ratio"]
+        and rate >= TARGETS["rate"]
+        and rss <= TARGETS["rss_mb"]
+        and share <= TARGETS["parquet_share"]
+    )
     print("targets met" if met else "TARGETS NOT MET")
     return 0 if met else 1
 

@@ -58,11 +58,29 @@ def settings(broker: EmbeddedBroker, topic: str, lake: Path, **kw: object) -> In
     return IngestSettings(broker.bootstrap, topic, lake, **(base | kw))
 
 
-def cli_ingest(broker: EmbeddedBroker, topic: str, lake: Path, *extra: str) -> subprocess.Popen[bytes]:
+def cli_ingest(
+    broker: EmbeddedBroker, topic: str, lake: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     verbose = ["-v"] if "-v" in extra else []
     extra = tuple(e for e in extra if e != "-v")
-    cmd = [sys.executable, "-m", "app.cli", *verbose, "ingest", "--bootstrap-servers", broker.bootstrap,
-           "--topic", topic, "--group", f"g-{topic}", "--lake", str(lake), "--progress-every", "1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        *verbose,
+        "ingest",
+        "--bootstrap-servers",
+        broker.bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        f"g-{topic}",
+        "--lake",
+        str(lake),
+        "--progress-every",
+        "1",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -96,13 +114,17 @@ def test_quarantine_keeps_each_bad_message_whole_with_its_reason(broker, topic, 
 
 
 def test_redelivery_days_later_counts_once(broker, topic, lake):
-    job = encode(event("job.completed", event_id="late-dup", occurred_at="2026-11-18T23:59:59.999+00:00"))
+    job = encode(
+        event("job.completed", event_id="late-dup", occurred_at="2026-11-18T23:59:59.999+00:00")
+    )
     produce(broker.bootstrap, topic, [job])
     Ingest(settings(broker, topic, lake)).run()
-    produce(broker.bootstrap, topic, mixed_stream(50) + [job])  # the same event, "days" later
+    produce(broker.bootstrap, topic, [*mixed_stream(50), job])  # the same event, "days" later
     Ingest(settings(broker, topic, lake)).run()
     con = views.connect(lake)
-    assert views.run(con, "select count(*) from jobs where event_id = 'late-dup'").fetchone() == (1,)
+    assert views.run(con, "select count(*) from jobs where event_id = 'late-dup'").fetchone() == (
+        1,
+    )
     assert views.run(con, "select count(*) from jobs").fetchone() == (11,)
 
 
@@ -135,7 +157,10 @@ def test_two_ingest_processes_in_one_group_give_the_same_result(broker, topic, l
     valid = mixed_stream(4000)
     bad = bad_lines()
     produce(broker.bootstrap, topic, valid + bad + valid[:200])
-    procs = [cli_ingest(broker, topic, lake, "--until-idle", "4", "--max-records", "500") for _ in range(2)]
+    procs = [
+        cli_ingest(broker, topic, lake, "--until-idle", "4", "--max-records", "500")
+        for _ in range(2)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, out.decode()[-2000:]
@@ -144,7 +169,10 @@ def test_two_ingest_processes_in_one_group_give_the_same_result(broker, topic, l
 
 def test_a_quiet_topic_lands_within_the_latency_bound(broker, topic, lake):
     stop = threading.Event()
-    ingest = Ingest(settings(broker, topic, lake, until_idle_s=None, policy=FlushPolicy(max_latency_s=1.0)), stop)
+    ingest = Ingest(
+        settings(broker, topic, lake, until_idle_s=None, policy=FlushPolicy(max_latency_s=1.0)),
+        stop,
+    )
     runner = threading.Thread(target=ingest.run)
     runner.start()
     try:
@@ -189,9 +217,25 @@ def test_broker_down_at_start_is_retried_until_it_comes_up(tmp_path, lake):
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "ingest", "--bootstrap-servers", f"127.0.0.1:{port}",
-         "--topic", "late", "--lake", str(lake), "--until-idle", "2", "--progress-every", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "ingest",
+            "--bootstrap-servers",
+            f"127.0.0.1:{port}",
+            "--topic",
+            "late",
+            "--lake",
+            str(lake),
+            "--until-idle",
+            "2",
+            "--progress-every",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
     try:
         time.sleep(4)

@@ -69,7 +69,13 @@ def test_derived_and_typed_columns_of_a_completed_job():
     assert row["likeness"] == 0.917
     assert row["quality_scores"]["lip_sync"] == 0.88
     assert dict(row["params"])["sampler"] == "dpmpp_2m"
-    assert dict(row["params_num"]) == {"cfg_scale": 6.5, "steps": 30.0, "denoise": 0.72, "lora_strength": 0.8, "seed": 918273.0}
+    assert dict(row["params_num"]) == {
+        "cfg_scale": 6.5,
+        "steps": 30.0,
+        "denoise": 0.72,
+        "lora_strength": 0.8,
+        "seed": 918273.0,
+    }
     assert row["extra"] == '{"surprise":{"a":1}}'
     assert row["stage_count"] == 5
 
@@ -94,7 +100,10 @@ def test_partition_day_is_the_utc_date(stamp, day):
         ({"interval_s": 0}, "interval_s: must be a number > 0, got 0"),
         ({"gpu_util_pct": 101}, "gpu_util_pct: must be a number in [0, 100], got 101"),
         ({"event_id": "x" * 129}, "event_id: must be a string of 1-128 characters"),
-        ({"occurred_at": "2026-11-20T25:00:00Z"}, "occurred_at: must be a valid RFC 3339 timestamp"),
+        (
+            {"occurred_at": "2026-11-20T25:00:00Z"},
+            "occurred_at: must be a valid RFC 3339 timestamp",
+        ),
     ],
 )
 def test_worker_sample_rules(changes, reason):

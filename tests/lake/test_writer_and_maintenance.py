@@ -22,7 +22,14 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 def samples(ids: list[str], day: date) -> pa.Table:
     micros = int(datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp() * 1_000_000)
     rows = [
-        {"event_id": i, "occurred_at": micros, "worker_id": "gpu-01", "gpu_index": 0, "state": "idle", "interval_s": 10.0}
+        {
+            "event_id": i,
+            "occurred_at": micros,
+            "worker_id": "gpu-01",
+            "gpu_index": 0,
+            "state": "idle",
+            "interval_s": 10.0,
+        }
         for i in ids
     ]
     return to_arrow(WORKER_SAMPLES, rows, NOW)
@@ -31,7 +38,9 @@ def samples(ids: list[str], day: date) -> pa.Table:
 def count(lake: Path) -> tuple[int, int]:
     con = views.connect(lake)
     try:
-        return views.run(con, "select count(*), count(distinct event_id) from worker_samples").fetchone()
+        return views.run(
+            con, "select count(*), count(distinct event_id) from worker_samples"
+        ).fetchone()
     finally:
         con.close()
 
@@ -42,17 +51,29 @@ def test_publish_drops_keys_already_in_the_partition_and_within_the_batch(tmp_pa
     assert w.publish(WORKER_SAMPLES, day, samples(["a", "b", "b"], day), "part-1.parquet") == 2
     assert w.publish(WORKER_SAMPLES, day, samples(["b", "c"], day), "part-2.parquet") == 1
     # A second writer (another process) learns the keys from the files.
-    assert LakeWriter(tmp_path).publish(WORKER_SAMPLES, day, samples(["a", "c", "d"], day), "part-3.parquet") == 1
+    assert (
+        LakeWriter(tmp_path).publish(
+            WORKER_SAMPLES, day, samples(["a", "c", "d"], day), "part-3.parquet"
+        )
+        == 1
+    )
     assert count(tmp_path) == (4, 4)
     assert [p.name for p in data_files(partition_dir(tmp_path, "worker_samples", day))] == [
-        "part-1.parquet", "part-2.parquet", "part-3.parquet"
+        "part-1.parquet",
+        "part-2.parquet",
+        "part-3.parquet",
     ]
 
 
 def test_a_replay_under_the_same_name_rewrites_nothing(tmp_path):
     day = date(2026, 11, 20)
     LakeWriter(tmp_path).publish(WORKER_SAMPLES, day, samples(["a", "b"], day), "part-x.parquet")
-    assert LakeWriter(tmp_path).publish(WORKER_SAMPLES, day, samples(["a", "b"], day), "part-x.parquet") == 0
+    assert (
+        LakeWriter(tmp_path).publish(
+            WORKER_SAMPLES, day, samples(["a", "b"], day), "part-x.parquet"
+        )
+        == 0
+    )
     assert count(tmp_path) == (2, 2)
 
 
@@ -72,7 +93,9 @@ def test_compaction_and_retention_while_a_reader_reads(tmp_path):
     w = LakeWriter(tmp_path)
     for d in days:
         for n in range(6):
-            w.publish(WORKER_SAMPLES, d, samples([f"{d}-{n}-{k}" for k in range(50)], d), f"p{n}.parquet")
+            w.publish(
+                WORKER_SAMPLES, d, samples([f"{d}-{n}-{k}" for k in range(50)], d), f"p{n}.parquet"
+            )
     seen: list[tuple[int, int]] = []
     errors: list[Exception] = []
     stop = threading.Event()
