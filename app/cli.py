@@ -142,6 +142,21 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--days",
+        type=_positive_int("--days"),
+        default=_env("DEMO_DAYS", "60"),
+        help="days of history (default 60)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_positive_int("--seed", 0),
+        default=_env("DEMO_SEED", "7"),
+        help="random seed (default 7)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perflake", description="GPU render-farm performance lake."
@@ -187,18 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Publish the demo studio's events (deterministic ids: publishing twice doubles nothing in the lake).",
     )
     _kafka_args(p)
-    p.add_argument(
-        "--days",
-        type=_positive_int("--days"),
-        default=_env("DEMO_DAYS", "60"),
-        help="days of history (default 60)",
-    )
-    p.add_argument(
-        "--seed",
-        type=_positive_int("--seed", 0),
-        default=_env("DEMO_SEED", "7"),
-        help="random seed (default 7)",
-    )
+    _demo_args(p)
     p.set_defaults(func=commands.demo_events)
 
     p = sub.add_parser(
@@ -219,18 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("APP_PORT", "8501"),
         help="app port (default 8501)",
     )
-    p.add_argument(
-        "--days",
-        type=_positive_int("--days"),
-        default=_env("DEMO_DAYS", "60"),
-        help="days of history (default 60)",
-    )
-    p.add_argument(
-        "--seed",
-        type=_positive_int("--seed", 0),
-        default=_env("DEMO_SEED", "7"),
-        help="random seed (default 7)",
-    )
+    _demo_args(p)
     p.add_argument(
         "--no-app", action="store_true", help="fill the lake and stop, without serving the app"
     )
