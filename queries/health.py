@@ -2,22 +2,19 @@
 
 Reads the lake only through `lake.views` (and the ingest status through `lake.layout`); knows
 nothing of Streamlit. Table and column names are identifiers, not values: they go through
-`_quoted`, which takes only names on the lake's declared allowlist.
+`queries.base.quoted`, which takes only names on the lake's declared allowlist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from lake import QueryError, views
 from lake.layout import read_meta
 from lake.tables import TABLES
+from queries.base import column, frame, quoted
 
 #: Event tables, the event type that fills each, and the column that names its subject.
 EVENT_TABLES: dict[str, tuple[str, str]] = {
@@ -30,41 +27,6 @@ EVENT_TABLES: dict[str, tuple[str, str]] = {
 
 #: Characters of a quarantined message's value shown in `preview`.
 PREVIEW_CHARS = 200
-
-# DuckDB types of the result columns -> Polars types, so an empty result keeps its schema.
-_POLARS_TYPES: dict[str, pl.DataType] = {
-    "VARCHAR": pl.String(),
-    "BIGINT": pl.Int64(),
-    "INTEGER": pl.Int32(),
-    "DOUBLE": pl.Float64(),
-    "BOOLEAN": pl.Boolean(),
-    "DATE": pl.Date(),
-    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
-    "BLOB": pl.Binary(),
-}
-
-
-def _quoted(name: str, allowed: Iterable[str]) -> str:
-    """`name` as a quoted SQL identifier; ValueError unless it is on the `allowed` list."""
-    if name not in set(allowed):
-        raise ValueError(f"{name!r} is not a known lake table or column")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _column(table: str, column: str) -> str:
-    return _quoted(column, TABLES[table].schema.names)
-
-
-def _frame(lake: Path, sql: str, params: Sequence[Any]) -> pl.DataFrame:
-    """Run `sql` on a fresh connection to the lake views; the rows as a typed Polars frame."""
-    with closing(views.connect(lake)) as con:
-        result = views.run(con, sql, params)
-        try:
-            schema = {name: _POLARS_TYPES[str(type_)] for name, type_, *_ in result.description}
-            rows = result.fetchall()
-        except duckdb.Error as e:
-            raise QueryError(f"{e}") from e
-    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 ROWS_PER_DAY_PART = 'select ? as "table", date, count(*) as rows from {view} group by date'
@@ -93,9 +55,9 @@ def rows_per_day(lake: Path, days: int = 30) -> pl.DataFrame:
     if days < 1:
         raise ValueError(f"days: must be >= 1, got {days}")
     parts = "\nunion all\n".join(
-        ROWS_PER_DAY_PART.format(view=_quoted(name, TABLES)) for name in TABLES
+        ROWS_PER_DAY_PART.format(view=quoted(name, TABLES)) for name in TABLES
     )
-    return _frame(lake, ROWS_PER_DAY.format(parts=parts), [*TABLES, days])
+    return frame(lake, ROWS_PER_DAY.format(parts=parts), [*TABLES, days])
 
 
 TABLE_TOTALS_PART = """select ? as position, ? as "table", count(*) as rows,
@@ -115,10 +77,10 @@ def table_totals(lake: Path) -> pl.DataFrame:
     """One row per table, in declaration order: rows, distinct days, first and last day, and
     when a row was last ingested (null dates for a table with no rows yet)."""
     parts = "\nunion all\n".join(
-        TABLE_TOTALS_PART.format(view=_quoted(name, TABLES)) for name in TABLES
+        TABLE_TOTALS_PART.format(view=quoted(name, TABLES)) for name in TABLES
     )
     params = [value for position, name in enumerate(TABLES) for value in (position, name)]
-    return _frame(lake, TABLE_TOTALS.format(parts=parts), params)
+    return frame(lake, TABLE_TOTALS.format(parts=parts), params)
 
 
 LATEST_EVENTS_PART = """(select ? as event_type, event_id, occurred_at, ingested_at,
@@ -144,11 +106,11 @@ def latest_events(lake: Path, limit: int = 20) -> pl.DataFrame:
     if limit < 1:
         raise ValueError(f"limit: must be >= 1, got {limit}")
     parts = "\nunion all\n".join(
-        LATEST_EVENTS_PART.format(view=_quoted(name, TABLES), subject=_column(name, subject))
+        LATEST_EVENTS_PART.format(view=quoted(name, TABLES), subject=column(name, subject))
         for name, (_, subject) in EVENT_TABLES.items()
     )
     params = [value for event_type, _ in EVENT_TABLES.values() for value in (event_type, limit)]
-    return _frame(lake, LATEST_EVENTS.format(parts=parts), [*params, limit])
+    return frame(lake, LATEST_EVENTS.format(parts=parts), [*params, limit])
 
 
 QUARANTINE = """
@@ -167,9 +129,9 @@ def quarantine(lake: Path, limit: int = 100) -> pl.DataFrame:
     """
     if limit < 1:
         raise ValueError(f"limit: must be >= 1, got {limit}")
-    frame = _frame(lake, QUARANTINE, [limit])
-    previews = [_preview(v) for v in frame.get_column("value").to_list()]
-    return frame.drop("value").with_columns(pl.Series("preview", previews, dtype=pl.String))
+    rows = frame(lake, QUARANTINE, [limit])
+    previews = [_preview(v) for v in rows.get_column("value").to_list()]
+    return rows.drop("value").with_columns(pl.Series("preview", previews, dtype=pl.String))
 
 
 def _preview(value: bytes | None) -> str | None:
@@ -197,7 +159,7 @@ def quarantine_reasons(lake: Path) -> pl.DataFrame:
 
     Most messages first; ties by the most recently received.
     """
-    return _frame(lake, QUARANTINE_REASONS, [])
+    return frame(lake, QUARANTINE_REASONS, [])
 
 
 def ingest_status(lake: Path) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from ingest.batch import Record
 from ingest.pipeline import FlushPolicy, Pipeline
 from lake import LakeNotFoundError
 from lake.layout import ensure_lake, write_meta
-from queries import health
+from lake.tables import TABLES
+from queries import base, health
 
 TOPIC = "perf.job-events"
 
@@ -357,7 +358,7 @@ def test_missing_lake_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["jobs; drop view jobs", 'jobs"', "nope"])
 def test_identifiers_off_the_allowlist_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="not a known"):
-        health._quoted(name, health.TABLES)
+        base.quoted(name, TABLES)
 
 
 @pytest.fixture

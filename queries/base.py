@@ -1,0 +1,137 @@
+"""What every query module shares: the filters of a view, the one query runner, identifier quoting.
+
+A query module builds SQL from module-level constants, binds values as parameters, and gets a
+typed Polars frame back from `frame`. Nothing here knows a page or Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from lake import QueryError, views
+from lake.tables import TABLES
+
+# DuckDB types of the result columns -> Polars types, so an empty result keeps its schema.
+_POLARS_TYPES: dict[str, pl.DataType] = {
+    "VARCHAR": pl.String(),
+    "BIGINT": pl.Int64(),
+    "INTEGER": pl.Int32(),
+    "HUGEINT": pl.Float64(),
+    "DOUBLE": pl.Float64(),
+    "FLOAT": pl.Float64(),
+    "DECIMAL(38,0)": pl.Float64(),
+    "BOOLEAN": pl.Boolean(),
+    "DATE": pl.Date(),
+    "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"),
+    "BLOB": pl.Binary(),
+    "VARCHAR[]": pl.List(pl.String()),
+    "DOUBLE[]": pl.List(pl.Float64()),
+}
+
+#: Filter field -> the column it restricts; a table without that column ignores the filter.
+FILTER_COLUMNS: dict[str, str] = {
+    "projects": "project_id",
+    "workflows": "workflow_id",
+    "workers": "worker_id",
+    "scene_types": "scene_type",
+    "resolution_tiers": "resolution_tier",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a view is restricted to: UTC days `start`..`end` (both inclusive, None = open) and,
+    per dimension, the values kept (empty = all)."""
+
+    start: date | None = None
+    end: date | None = None
+    projects: tuple[str, ...] = field(default=())
+    workflows: tuple[str, ...] = field(default=())
+    workers: tuple[str, ...] = field(default=())
+    scene_types: tuple[str, ...] = field(default=())
+    resolution_tiers: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"from: {self.start} is after to: {self.end}")
+
+    def where(self, table: str, alias: str = "") -> tuple[str, list[Any]]:
+        """A SQL condition (`true` when nothing applies) and its parameters for `table`.
+
+        The date range goes on the hive `date` column, so DuckDB skips other days' files.
+        """
+        columns = set(TABLES[table].schema.names)
+        prefix = f"{alias}." if alias else ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.start is not None:
+            clauses.append(f"{prefix}date >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            clauses.append(f"{prefix}date <= ?")
+            params.append(self.end)
+        for name, column in FILTER_COLUMNS.items():
+            values = getattr(self, name)
+            if values and column in columns:
+                clauses.append(
+                    f"{prefix}{quoted(column, columns)} in ({', '.join('?' * len(values))})"
+                )
+                params.extend(values)
+        return (" and ".join(clauses) or "true"), params
+
+    def days(self) -> int | None:
+        """Days in the range, both ends included (None when an end is open)."""
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Filters:
+        """The same filters over the period of the same length just before this one."""
+        length = self.days()
+        if length is None or self.start is None:
+            raise ValueError("previous period: needs both from and to")
+        return replace(
+            self, start=self.start - timedelta(days=length), end=self.start - timedelta(days=1)
+        )
+
+
+def quoted(name: str, allowed: Iterable[str]) -> str:
+    """`name` as a quoted SQL identifier; ValueError unless it is on the `allowed` list."""
+    if name not in set(allowed):
+        raise ValueError(f"{name!r} is not a known lake table or column")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column(table: str, name: str) -> str:
+    """A column of a lake table, quoted; ValueError for a column the table does not declare."""
+    return quoted(name, TABLES[table].schema.names)
+
+
+def _polars_type(duck_type: str) -> pl.DataType:
+    if duck_type in _POLARS_TYPES:
+        return _POLARS_TYPES[duck_type]
+    if duck_type.startswith("DECIMAL"):
+        return pl.Float64()
+    if duck_type.startswith("MAP("):
+        return pl.Object()
+    raise QueryError(f"no Polars type for the DuckDB type {duck_type}")
+
+
+def frame(lake: Path, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+    """Run `sql` on a fresh connection to the lake views; the rows as a typed Polars frame."""
+    with closing(views.connect(lake)) as con:
+        result = views.run(con, sql, params)
+        try:
+            schema = {name: _polars_type(str(t)) for name, t, *_ in result.description}
+            rows = result.fetchall()
+        except duckdb.Error as e:
+            raise QueryError(f"{e}") from e
+    return pl.DataFrame(rows, schema=schema, orient="row")
