@@ -1,0 +1,198 @@
+"""Workflow queries: per-workflow statistics, distributions, where GPU time goes, stage timings.
+
+Counts jobs, failures and GPU hours by the rules of `queries.overview` (failed attempts' GPU time
+is in GPU hours; per-job measures come from completed jobs). Knows nothing of Streamlit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from queries.base import Filters, column, frame
+from queries.overview import MS_PER_HOUR, attempts
+
+WORKFLOW_SUMMARY = """
+with attempts as ({attempts})
+select
+    workflow_id,
+    arg_max(workflow_name, occurred_at) filter (where workflow_name is not null)
+        as workflow_name,
+    count(*) filter (where completed) as jobs,
+    count(*) filter (where not completed) as failures,
+    count(*) filter (where not completed) / count(*) as failure_rate,
+    avg(time_per_frame_ms) as avg_time_per_frame_ms,
+    min(time_per_frame_ms) as min_time_per_frame_ms,
+    max(time_per_frame_ms) as max_time_per_frame_ms,
+    quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99]) as tpf_quantiles,
+    avg(gpu_time_ms) filter (where completed) as avg_gpu_time_ms,
+    coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as total_gpu_hours,
+    avg(total_wall_time_ms) as avg_wall_time_ms,
+    avg(vram_peak_mb) as avg_vram_peak_mb,
+    max(vram_peak_mb) as max_vram_peak_mb,
+    avg(likeness) as avg_likeness,
+    avg(face_confidence) as avg_face_confidence,
+    avg(motion_quality) as avg_motion_quality,
+    avg(boundary_ssim) as avg_boundary_ssim
+from attempts
+group by workflow_id
+"""
+# One sort gives the three quantiles; the list is unpacked outside the aggregate.
+WORKFLOW_SUMMARY_COLUMNS = """
+select workflow_id, workflow_name, jobs, failures, failure_rate,
+    avg_time_per_frame_ms, min_time_per_frame_ms, max_time_per_frame_ms,
+    tpf_quantiles[1] as p50_time_per_frame_ms,
+    tpf_quantiles[2] as p95_time_per_frame_ms,
+    tpf_quantiles[3] as p99_time_per_frame_ms,
+    avg_gpu_time_ms, total_gpu_hours, avg_wall_time_ms, avg_vram_peak_mb, max_vram_peak_mb,
+    avg_likeness, avg_face_confidence, avg_motion_quality, avg_boundary_ssim
+from ({summary})
+order by workflow_id
+"""
+
+
+def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
+    """One row per workflow with a completed or failed attempt in range, by workflow_id.
+
+    The name is the latest one sent. failure_rate = failures / (jobs + failures); GPU hours
+    include failed attempts; the time, VRAM and score statistics are over completed jobs (null
+    for a workflow that only failed), nulls left out.
+    """
+    sql, params = attempts(filters)
+    summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR)
+    return frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
+
+
+HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
+
+HISTOGRAM = """
+with measured as materialized (
+    select workflow_id, {metric} as x
+    from jobs
+    where {where} and {metric} is not null
+),
+bounds as (
+    select min(x) as lo, max(x) as hi
+    from measured
+),
+binned as (
+    select workflow_id,
+        case when hi > lo then least(floor((x - lo) * ? / (hi - lo)), ? - 1) else 0 end as bin,
+        lo, hi
+    from measured, bounds
+)
+select workflow_id,
+    lo + bin * (hi - lo) / ? as bin_start,
+    case when bin = ? - 1 then hi else lo + (bin + 1) * (hi - lo) / ? end as bin_end,
+    count(*) as jobs
+from binned
+group by workflow_id, bin, lo, hi
+order by workflow_id, bin_start
+"""
+
+
+def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.DataFrame:
+    """One row per workflow and non-empty bin: the completed jobs whose `metric` falls in it.
+
+    All workflows share `bins` equal bins from the smallest to the largest value in range; a
+    bin holds its start, the last bin its end too. When every value is the same there is one
+    bin, from that value to itself.
+    """
+    if metric not in HISTOGRAM_METRICS:
+        raise ValueError(f"metric: must be one of {', '.join(HISTOGRAM_METRICS)}, got {metric!r}")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins: must be an integer >= 1, got {bins!r}")
+    where, params = filters.where("jobs")
+    sql = HISTOGRAM.format(metric=column("jobs", metric), where=where)
+    return frame(lake, sql, [*params, bins, bins, bins, bins, bins])
+
+
+GPU_TIME_DIMENSIONS = ("project_id", "character_id", "scene_type", "resolution_tier")
+
+GPU_TIME_BY = """
+with attempts as (
+    select {dimension} as value, true as completed, total_gpu_time_ms as gpu_time_ms
+    from jobs
+    where {jobs}
+    union all
+    select {dimension} as value, false as completed, total_gpu_time_ms as gpu_time_ms
+    from job_failures
+    where {failures}
+),
+per_value as (
+    select value,
+        count(*) filter (where completed) as jobs,
+        coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours
+    from attempts
+    group by value
+)
+select value, jobs, gpu_hours, gpu_hours / nullif(sum(gpu_hours) over (), 0) as share
+from per_value
+order by gpu_hours desc, value nulls last
+"""
+
+
+def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:
+    """One row per value of `dimension` (null for attempts that did not send it): jobs, GPU
+    hours (failed attempts' included) and their share of all GPU hours in range (null when
+    there are none), most GPU hours first, ties by value."""
+    if dimension not in GPU_TIME_DIMENSIONS:
+        raise ValueError(
+            f"dimension: must be one of {', '.join(GPU_TIME_DIMENSIONS)}, got {dimension!r}"
+        )
+    jobs, jobs_params = filters.where("jobs")
+    failures, failure_params = filters.where("job_failures")
+    sql = GPU_TIME_BY.format(
+        dimension=column("jobs", dimension), jobs=jobs, failures=failures, ms_per_hour=MS_PER_HOUR
+    )
+    return frame(lake, sql, [*jobs_params, *failure_params])
+
+
+# Filters `job_stages` cannot apply itself: it has no such columns.
+_ATTEMPT_ONLY_FILTERS = ("projects", "scene_types", "resolution_tiers")
+
+STAGE_BREAKDOWN = """
+with stages as (
+    select stage_name, duration_ms
+    from job_stages
+    where {stages}
+),
+per_stage as (
+    select stage_name,
+        count(*) as stages,
+        sum(duration_ms) as total_ms,
+        avg(duration_ms) as avg_ms,
+        quantile_cont(duration_ms, [0.5, 0.95]) as quantiles
+    from stages
+    group by stage_name
+)
+select stage_name, stages, total_ms, total_ms / nullif(sum(total_ms) over (), 0) as share,
+    avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms
+from per_stage
+order by total_ms desc, stage_name
+"""
+# Keeps the stages of the attempts that pass the filters job_stages lacks.
+STAGE_ATTEMPTS = """
+ and event_id in (
+    select event_id from jobs where {jobs}
+    union all
+    select event_id from job_failures where {failures}
+)"""
+
+
+def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
+    """One row per stage name, over the stages of completed and failed attempts in range: how
+    many ran, their total time and its share of all stage time, average, p50 and p95, most
+    total time first (ties by name).
+
+    Project, scene type and resolution tier live on the attempts: with such a filter the
+    stages are matched to the attempts by event_id (only then: the join costs a scan).
+    """
+    stages, params = filters.where("job_stages")
+    if any(getattr(filters, name) for name in _ATTEMPT_ONLY_FILTERS):
+        jobs, jobs_params = filters.where("jobs")
+        failures, failure_params = filters.where("job_failures")
+        stages += STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
+        params += [*jobs_params, *failure_params]
+    return frame(lake, STAGE_BREAKDOWN.format(stages=stages), params)
