@@ -8,30 +8,30 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ingest import columnar
 from ingest.decode import Event, Rejection, decode_value
 from ingest.fields import day_of
 from lake.tables import JOB_STAGES, JOBS, QUARANTINE, TABLES, Table
 
 _MAP_COLUMNS = {"quality_scores", "params", "params_num"}
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass
 class PartitionBuffer:
-    """Rows decoded from one Kafka partition since its last flush."""
+    """Records read from one Kafka partition since its last flush, kept raw until the flush."""
 
     first_offset: int
     last_offset: int = -1
-    records: int = 0
     bytes: int = 0
-    rows: dict[tuple[str, date], list[dict[str, Any]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    quarantined: int = 0
+    records: list[Record] = field(default_factory=list)
 
 
 class Record(NamedTuple):
@@ -45,45 +45,43 @@ class Record(NamedTuple):
     value: bytes | None
 
 
-class Batch:
-    """Everything read since the last flush, buffered per Kafka partition."""
+@dataclass
+class Decoded:
+    """A flush's records decoded: one Arrow table per (lake table, day), and the quarantined."""
 
-    def __init__(self, topic: str, oldest_day: date | None = None) -> None:
+    tables: list[tuple[Table, date, pa.Table]]
+    quarantined: int
+
+
+class Batch:
+    """Everything read since the last flush, buffered per Kafka partition.
+
+    Records are decoded at the flush, all at once: `ingest.columnar` takes what it can prove
+    valid in bulk, `ingest.decode` takes the rest one by one (`columnar=False`: all of them).
+    """
+
+    def __init__(self, topic: str, oldest_day: date | None = None, columnar: bool = True) -> None:
         self.topic = topic
         self.oldest_day = oldest_day
+        self.columnar = columnar
         self.partitions: dict[int, PartitionBuffer] = {}
 
     @property
     def records(self) -> int:
-        return sum(b.records for b in self.partitions.values())
+        return sum(len(b.records) for b in self.partitions.values())
 
     @property
     def bytes(self) -> int:
         return sum(b.bytes for b in self.partitions.values())
 
-    def add(self, record: Record, now: datetime) -> Event | Rejection:
-        """Decode one record into its partition's buffer (a rejection goes to quarantine)."""
+    def add(self, record: Record) -> None:
+        """Buffer one record in its partition's buffer."""
         buf = self.partitions.get(record.partition)
         if buf is None:
             buf = self.partitions[record.partition] = PartitionBuffer(record.offset)
         buf.last_offset = record.offset
-        buf.records += 1
         buf.bytes += len(record.value or b"")
-        result = decode_value(record.value, now)
-        if isinstance(result, Event):
-            day = day_of(result.row["occurred_at"])
-            if self.oldest_day is not None and day < self.oldest_day:
-                result = Rejection(
-                    f"occurred_at: beyond retention (the lake keeps {self.oldest_day} onwards), "
-                    f"got {day.isoformat()}",
-                    result.event_type,
-                    result.row["event_id"],
-                )
-            else:
-                _add_event(buf, result, day, record)
-                return result
-        _add_rejection(buf, result, record, now)
-        return result
+        buf.records.append(record)
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its records will be read again)."""
@@ -100,21 +98,95 @@ class Batch:
         """Per partition, the offset to commit once this batch is published."""
         return {p: b.last_offset + 1 for p, b in self.partitions.items()}
 
-    def tables(self, ingested_at: datetime) -> list[tuple[Table, date, pa.Table]]:
-        """The buffered rows as one Arrow table per (lake table, day)."""
-        groups: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
-        for buf in self.partitions.values():
-            for slot, rows in buf.rows.items():
-                groups[slot].extend(rows)
-        return [
-            (TABLES[name], day, to_arrow(TABLES[name], rows, ingested_at))
-            for (name, day), rows in sorted(groups.items())
-        ]
+    def decode(self, now: datetime) -> Decoded:
+        """The buffered records as Arrow tables per (lake table, day), rows in Kafka order.
+
+        `now` (UTC) bounds how far in the future an event may lie and stamps `ingested_at`.
+        """
+        records = [r for _, buf in sorted(self.partitions.items()) for r in buf.records]
+        values = [r.value for r in records]
+        if self.columnar:
+            fast = columnar.decode_batch(values, now, self.oldest_day)
+            pieces, slow = fast.tables, fast.slow
+        else:
+            pieces, slow = {}, list(range(len(records)))
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        quarantined = 0
+        for i in slow:
+            if not self._decode_one(records[i], i, now, rows):
+                quarantined += 1
+        for name, table_rows in rows.items():
+            pieces.setdefault(name, []).append(to_arrow(TABLES[name], table_rows, None, pos=True))
+        out = []
+        for name, parts in pieces.items():
+            staged = pa.concat_tables([_staged(TABLES[name], p) for p in parts])
+            out += _by_day(TABLES[name], _with_kafka(staged, records), now)
+        return Decoded(sorted(out, key=lambda t: (t[0].name, t[1])), quarantined)
+
+    def _decode_one(
+        self, record: Record, pos: int, now: datetime, rows: dict[str, list[dict[str, Any]]]
+    ) -> bool:
+        """Decode one record the reference way into `rows`; False when it was quarantined."""
+        result = decode_value(record.value, now)
+        if isinstance(result, Event):
+            day = day_of(result.row["occurred_at"])
+            if self.oldest_day is None or day >= self.oldest_day:
+                _add_event(rows, result, pos)
+                return True
+            result = Rejection(
+                f"occurred_at: beyond retention (the lake keeps {self.oldest_day} onwards), "
+                f"got {day.isoformat()}",
+                result.event_type,
+                result.row["event_id"],
+            )
+        _add_rejection(rows, result, record, pos, now)
+        return False
 
 
-def to_arrow(table: Table, rows: list[dict[str, Any]], ingested_at: datetime) -> pa.Table:
-    """Rows (stored names -> values) as an Arrow table of the table's schema."""
+#: Columns `Batch.decode` fills after decoding: every decoder leaves them out.
+_FILLED_LATER = ("kafka_partition", "kafka_offset", "ingested_at")
+
+
+def _staged(table: Table, part: pa.Table) -> pa.Table:
+    """A decoded part in the one staging shape: the stored columns but the later ones, `_pos`."""
+    fields = [f for f in table.schema if f.name not in _FILLED_LATER]
+    schema = pa.schema([*fields, pa.field(columnar.POS, pa.int64())])
+    return part.select(schema.names).cast(schema)
+
+
+def _with_kafka(data: pa.Table, records: list[Record]) -> pa.Table:
+    """Fill kafka_partition / kafka_offset from each row's record (tables that have them)."""
+    pos = data.column(columnar.POS)
+    partitions = pa.array([r.partition for r in records], pa.int32()).take(pos)
+    offsets = pa.array([r.offset for r in records], pa.int64()).take(pos)
+    return data.append_column("kafka_partition", partitions).append_column("kafka_offset", offsets)
+
+
+def _by_day(table: Table, data: pa.Table, now: datetime) -> list[tuple[Table, date, pa.Table]]:
+    """Rows sorted into Kafka order, stamped, cut by the UTC day of the partition column."""
+    order = [(columnar.POS, "ascending")]
+    if "stage_index" in data.column_names:
+        order.append(("stage_index", "ascending"))
+    data = data.sort_by(order).drop_columns([columnar.POS])
+    stamp = pa.repeat(pa.scalar(now, type=table.schema.field("ingested_at").type), data.num_rows)
+    data = data.append_column("ingested_at", stamp).select(table.schema.names).cast(table.schema)
+    days = pc.divide(data.column(table.partition_by).cast(pa.int64()), _DAY_US)
+    out = []
+    for day in pc.unique(days).to_pylist():
+        part = data.filter(pc.equal(days, day))
+        out.append((table, _EPOCH + timedelta(days=day), part))
+    return out
+
+
+def to_arrow(
+    table: Table, rows: list[dict[str, Any]], ingested_at: datetime | None, pos: bool = False
+) -> pa.Table:
+    """Rows (stored names -> values) as an Arrow table of the table's schema.
+
+    `pos` adds the rows' `_pos` column (their place in the batch) for `Batch.decode`.
+    """
     arrays = []
+    schema = table.schema
     for col in table.schema:
         if col.name == "ingested_at":
             arrays.append(pa.repeat(pa.scalar(ingested_at, type=col.type), len(rows)))
@@ -124,21 +196,23 @@ def to_arrow(table: Table, rows: list[dict[str, Any]], ingested_at: datetime) ->
         else:
             values = [r.get(col.name) for r in rows]
         arrays.append(pa.array(values, type=col.type))
-    return pa.Table.from_arrays(arrays, schema=table.schema)
+    if pos:
+        arrays.append(pa.array([r[columnar.POS] for r in rows], pa.int64()))
+        schema = schema.append(pa.field(columnar.POS, pa.int64()))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _items(value: Any) -> Any:
     return list(value.items()) if isinstance(value, dict) else value
 
 
-def _add_event(buf: PartitionBuffer, event: Event, day: date, record: Record) -> None:
+def _add_event(rows: dict[str, list[dict[str, Any]]], event: Event, pos: int) -> None:
     row = event.row
-    row["kafka_partition"] = record.partition
-    row["kafka_offset"] = record.offset
-    buf.rows[(event.table.name, day)].append(row)
+    row[columnar.POS] = pos
+    rows[event.table.name].append(row)
     if event.stages:
         outcome = "completed" if event.table is JOBS else "failed"
-        stage_rows = buf.rows[(JOB_STAGES.name, day)]
+        stage_rows = rows[JOB_STAGES.name]
         for i, stage in enumerate(event.stages):
             stage_rows.append(
                 {
@@ -155,16 +229,18 @@ def _add_event(buf: PartitionBuffer, event: Event, day: date, record: Record) ->
                     "gpu_mem_peak_mb": stage.get("gpu_mem_peak_mb"),
                     "cpu_mem_peak_mb": stage.get("cpu_mem_peak_mb"),
                     "extra": stage["extra"],
+                    columnar.POS: pos,
                 }
             )
 
 
-def _add_rejection(buf: PartitionBuffer, bad: Rejection, record: Record, now: datetime) -> None:
+def _add_rejection(
+    rows: dict[str, list[dict[str, Any]]], bad: Rejection, record: Record, pos: int, now: datetime
+) -> None:
     received = (
         datetime.fromtimestamp(record.timestamp / 1000, UTC) if record.timestamp >= 0 else now
     )
-    buf.quarantined += 1
-    buf.rows[(QUARANTINE.name, received.date())].append(
+    rows[QUARANTINE.name].append(
         {
             "topic": record.topic,
             "kafka_partition": record.partition,
@@ -175,5 +251,6 @@ def _add_rejection(buf: PartitionBuffer, bad: Rejection, record: Record, now: da
             "event_type": bad.event_type,
             "event_id": bad.event_id,
             "received_at": received,
+            columnar.POS: pos,
         }
     )

@@ -35,7 +35,7 @@ _ENVELOPE: Rules = {
 }
 _IDENTITY: Rules = {
     "job_id": (f.name, True),
-    "attempt": (f.integer(1), False),
+    "attempt": (f.integer(1, f.INT32_MAX), False),
     "workflow_id": (f.name, True),
     "workflow_name": (f.text, False),
     "workflow_version": (f.text, False),
@@ -84,7 +84,7 @@ RULES: dict[str, tuple[Table, Rules]] = {
         {
             **_ENVELOPE,
             "worker_id": (f.name, True),
-            "gpu_index": (f.integer(0), False),
+            "gpu_index": (f.integer(0, f.INT32_MAX), False),
             "gpu_model": (f.text, False),
             "state": (f.one_of("generating", "idle", "offline"), True),
             "interval_s": (f.number(0, open_low=True), True),
@@ -235,4 +235,4 @@ def _job_columns(row: dict[str, Any], stages: list[dict[str, Any]] | None) -> No
 def _param_text(value: Any) -> str:
     if type(value) is bool:
         return "true" if value else "false"
-    return value if type(value) is str else repr(value)
+    return value if type(value) is str else f.number_text(value)

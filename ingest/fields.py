@@ -23,6 +23,17 @@ class Invalid(ValueError):
     """A value broke a rule of the contract; the message says which and what came."""
 
 
+#: Largest integer a stored int64 column holds; an int32 column says its own.
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def _spec(check: Checker, kind: str, **args: Any) -> Checker:
+    """Tag a checker with its rule, so the batch decoder can apply the same rule to a column."""
+    check.spec = (kind, args)  # type: ignore[attr-defined]
+    return check
+
+
 def shown(value: Any) -> str:
     """A value as the reason quotes it: JSON text, cut short."""
     text = orjson.dumps(value).decode() if value is not ... else "nothing"
@@ -47,16 +58,18 @@ def bounded_text(low: int, high: int) -> Checker:
             raise Invalid(f"must be a string of {low}-{high} characters, got {shown(value)}")
         return value
 
-    return check
+    return _spec(check, "bounded_text", low=low, high=high)
 
 
-def integer(low: int) -> Checker:
+def integer(low: int, high: int = INT64_MAX) -> Checker:
     def check(value: Any) -> int:
         if type(value) is not int or value < low:
             raise Invalid(f"must be an integer >= {low}, got {shown(value)}")
+        if value > high:
+            raise Invalid(f"must be an integer <= {high}, got {shown(value)}")
         return value
 
-    return check
+    return _spec(check, "integer", low=low, high=high)
 
 
 def number(low: float | None = None, high: float | None = None, open_low: bool = False) -> Checker:
@@ -77,7 +90,7 @@ def number(low: float | None = None, high: float | None = None, open_low: bool =
             raise Invalid(f"must be {rule}, got {shown(value)}")
         return float(value)
 
-    return check
+    return _spec(check, "number", low=low, high=high, open_low=open_low)
 
 
 def boolean(value: Any) -> bool:
@@ -90,11 +103,11 @@ def one_of(*choices: str) -> Checker:
     allowed = frozenset(choices)
 
     def check(value: Any) -> str:
-        if value not in allowed or type(value) is not str:
+        if type(value) is not str or value not in allowed:
             raise Invalid(f"must be one of {', '.join(choices)}, got {shown(value)}")
         return value
 
-    return check
+    return _spec(check, "one_of", choices=choices)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -135,7 +148,7 @@ def scores(standard: tuple[str, ...]) -> Checker:
                 raise Invalid(f"{key}: {e}") from None
         return out
 
-    return check
+    return _spec(check, "scores", standard=standard)
 
 
 def params(value: Any) -> dict[str, Any]:
@@ -181,9 +194,23 @@ def stages(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def number_text(value: float) -> str:
+    """A number as params text: 30 and 30.0 both read "30" (JSON does not tell them apart)."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value) if type(value) is int else repr(value)
+
+
 def day_of(micros: int) -> date:
     """The UTC date of a timestamp in microseconds since the epoch."""
     return date.fromordinal(_EPOCH_ORDINAL + micros // 86_400_000_000)
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+_spec(text, "text")
+_spec(name, "name")
+_spec(boolean, "boolean")
+_spec(timestamp, "timestamp")
+_spec(params, "params")
+_spec(stages, "stages")

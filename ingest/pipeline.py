@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.batch import Batch, Record
-from ingest.decode import Rejection
 from lake.layout import ensure_lake, file_name, retention_floor
 from lake.maintenance import retention_cutoff
 from lake.writer import LakeWriter
@@ -69,12 +68,10 @@ class Pipeline:
         """Decode records into the buffer (bad ones into the quarantine buffer)."""
         if not records:
             return
-        now = datetime.now(UTC)
         if self._oldest_at is None:
             self._oldest_at = time.monotonic()
         for record in records:
-            if isinstance(self._batch.add(record, now), Rejection):
-                self.stats.quarantined += 1
+            self._batch.add(record)
         self.stats.records += len(records)
 
     def due(self) -> bool:
@@ -99,7 +96,9 @@ class Pipeline:
         if not self._batch.partitions:
             return {}
         name = file_name("part", self._batch.offset_ranges())
-        for table, day, data in self._batch.tables(datetime.now(UTC)):
+        decoded = self._batch.decode(datetime.now(UTC))
+        self.stats.quarantined += decoded.quarantined
+        for table, day, data in decoded.tables:
             written = self.writer.publish(table, day, data, name)
             if written:
                 self.stats.files += 1

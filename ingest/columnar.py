@@ -1,0 +1,478 @@
+"""Batch decoding: a flush's messages parsed at once by pyarrow.json, the contract's rules applied
+to whole columns with pyarrow.compute.
+
+The per-message decoder (`ingest.decode`) stays the reference. Every message this module cannot
+prove valid (a parse error, a JSON null, an unknown field, a broken rule, a day beyond retention)
+is handed back to it by position, and it gives the row or the rejection with its reason. The rows
+both paths give are the same; tests/ingest/test_columnar.py checks it field by field.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from ingest import fields as f
+from ingest.decode import FUTURE_TOLERANCE, RULES, SCHEMA_VERSION, Rules
+from lake.tables import JOB_FAILURES, JOB_STAGES, JOBS, STANDARD_SCORES, WORKER_SAMPLES, Table
+
+#: Message position in the batch: orders the rows and finds their Kafka partition and offset.
+POS = "_pos"
+
+_STAGE = pa.struct(
+    [
+        ("name", pa.string()),
+        ("duration_ms", pa.float64()),
+        ("gpu_mem_peak_mb", pa.float64()),
+        ("cpu_mem_peak_mb", pa.float64()),
+    ]
+)
+_PARSE_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "name": pa.string(),
+    "bounded_text": pa.string(),
+    "one_of": pa.string(),
+    "timestamp": pa.string(),  # parsed here, so a date or a missing offset is caught
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "scores": pa.struct([(s, pa.float64()) for s in STANDARD_SCORES]),
+    "params": pa.struct([]),  # keys vary: pyarrow infers them
+    "stages": pa.list_(_STAGE),
+}
+# Strict RFC 3339 with at most microseconds; anything looser is the reference decoder's call.
+_TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
+_TS = pa.timestamp("us", tz="UTC")
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+
+
+def _union_schema() -> pa.Schema:
+    types: dict[str, pa.DataType] = {"schema_version": pa.int64(), "event_type": pa.string()}
+    for _, rules in RULES.values():
+        for name, (check, _) in rules.items():
+            kind = check.spec[0]  # type: ignore[attr-defined]
+            if types.setdefault(name, _PARSE_TYPES[kind]) != _PARSE_TYPES[kind]:
+                raise TypeError(f"{name}: two event types parse it differently")
+    return pa.schema(list(types.items()))
+
+
+SCHEMA = _union_schema()
+_PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="infer")
+
+
+@dataclass
+class Decoded:
+    """The rows proved valid, per lake table (with a `_pos` column), and the positions left."""
+
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)
+    slow: list[int] = field(default_factory=list)
+
+    def add(self, table: Table, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self.tables.setdefault(table.name, []).append(rows)
+
+
+def decode_batch(values: Sequence[bytes | None], now: datetime, oldest_day: date | None) -> Decoded:
+    """Decode every value it can prove valid; the others' positions go to `slow`."""
+    out = Decoded()
+    candidates = []
+    for i, v in enumerate(values):
+        # Cheap screens for what pyarrow reads differently from the contract's JSON: an empty
+        # or whitespace-led value, NaN, and nulls where null and absent differ.
+        if (
+            v
+            and v[:1] == b"{"
+            and v[-1:] == b"}"
+            and len(v) <= f.MAX_TEXT
+            and b"NaN" not in v
+            and b"Infinity" not in v
+            and (b"null" not in v or _nulls_read_as_absent(v))
+        ):
+            candidates.append(i)
+        else:
+            out.slow.append(i)
+    limits = _Limits(now, oldest_day)
+    for positions, parsed in _parse_pieces(values, candidates, out.slow):
+        _decode_piece(parsed, positions, limits, out)
+    out.slow.sort()
+    return out
+
+
+def _nulls_read_as_absent(value: bytes) -> bool:
+    """Whether every null in the message is a known top-level field (which reads as absent).
+
+    Once parsed, a null and an absent field look alike; the reference decoder keeps a null
+    unknown field in `extra` and refuses a null param, score or stage field.
+    """
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    etype = doc.get("event_type") if type(doc) is dict else None
+    rules = RULES.get(etype) if type(etype) is str else None
+    if rules is None:
+        return False
+    known = rules[1]
+    for key, item in doc.items():
+        if item is None:
+            if key not in known:
+                return False
+        elif type(item) is dict:
+            if None in item.values():
+                return False
+        elif type(item) is list and any(type(s) is dict and None in s.values() for s in item):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Limits:
+    now: datetime
+    oldest_day: date | None
+
+    def keep(self, occurred: pa.Array) -> pa.Array:
+        """Rows neither too far in the future nor older than the retention floor."""
+        latest = pa.scalar(self.now + FUTURE_TOLERANCE, _TS)
+        ok = pc.less_equal(occurred, latest)
+        if self.oldest_day is not None:
+            floor = pa.scalar((self.oldest_day - _EPOCH).days * _DAY_US, pa.int64())
+            ok = pc.and_(ok, pc.greater_equal(occurred.cast(pa.int64()), floor))
+        return ok
+
+
+def _parse(values: Sequence[bytes | None], positions: list[int]) -> pa.Table | None:
+    lines = []
+    longest = 0
+    for i in positions:
+        v: bytes = values[i]  # type: ignore[assignment]
+        if b"\n" in v or b"\r" in v:
+            # Raw line breaks in JSON are whitespace (inside strings they must be escaped).
+            v = v.replace(b"\n", b" ").replace(b"\r", b" ")
+        lines.append(v)
+        longest = max(longest, len(v))
+    data = b"\n".join(lines)
+    options = pj.ReadOptions(use_threads=False, block_size=max(1 << 22, 2 * longest + 2))
+    try:
+        parsed = pj.read_json(io.BytesIO(data), read_options=options, parse_options=_PARSE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # Two objects on one line would shift every row after them.
+    return parsed if parsed.num_rows == len(positions) else None
+
+
+def _parse_pieces(
+    values: Sequence[bytes | None], positions: list[int], slow: list[int]
+) -> list[tuple[np.ndarray, pa.Table]]:
+    """Parse `positions`; a part that fails is halved until the bad messages stand alone."""
+    pieces = []
+    todo = [positions] if positions else []
+    while todo:
+        part = todo.pop()
+        parsed = _parse(values, part)
+        if parsed is not None:
+            pieces.append((np.asarray(part, dtype=np.int64), parsed))
+        elif len(part) <= 8:
+            slow.extend(part)
+        else:
+            half = len(part) // 2
+            todo += [part[half:], part[:half]]
+    return pieces
+
+
+def _decode_piece(parsed: pa.Table, positions: np.ndarray, limits: _Limits, out: Decoded) -> None:
+    # A field the union schema does not know is an `extra`: the reference decoder keeps it.
+    ok = _all_null([parsed.column(n) for n in parsed.column_names if n not in SCHEMA.names])
+    ok = pc.and_(ok, pc.equal(parsed.column("schema_version"), SCHEMA_VERSION))
+    etypes = parsed.column("event_type")
+    handled = _bools(pc.and_(ok, pc.is_in(etypes, pa.array(list(RULES)))))
+    for etype, (table, rules) in RULES.items():
+        mask = handled & _bools(pc.equal(etypes, etype))
+        if not mask.any():
+            continue
+        rows = parsed.filter(pa.array(mask))
+        valid = _bools(pc.and_(_valid(rows, rules), limits.keep(_timestamps(rows, "occurred_at"))))
+        if valid.any():
+            _build(table, rows.filter(pa.array(valid)), pa.array(positions[mask][valid]), out)
+        out.slow.extend(positions[mask][~valid].tolist())
+    out.slow.extend(positions[~handled].tolist())
+
+
+def _bools(values: Any) -> np.ndarray:
+    """A boolean Arrow column as a numpy mask, null counted as false."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _all_null(columns: list[pa.ChunkedArray]) -> pa.Array:
+    n = len(columns[0]) if columns else 0
+    ok = pa.array(np.ones(n, dtype=bool)) if columns else None
+    for col in columns:
+        ok = pc.and_(ok, pc.is_null(col))
+    return ok if ok is not None else pa.scalar(True)
+
+
+def _valid(rows: pa.Table, rules: Rules) -> pa.Array:
+    """Rows that keep every rule of their event type (and carry no other type's field)."""
+    ok = pa.array(np.ones(rows.num_rows, dtype=bool))
+    for name in SCHEMA.names[2:]:
+        col = rows.column(name)
+        if name not in rules:
+            ok = pc.and_(ok, pc.is_null(col))
+            continue
+        check, required = rules[name]
+        kind, args = check.spec  # type: ignore[attr-defined]
+        rule = pc.fill_null(_column_rule(kind, args, col), False)
+        # A missing field passes unless it is required.
+        ok = pc.and_(ok, pc.if_else(pc.is_valid(col), rule, not required))
+    return ok
+
+
+def _column_rule(kind: str, args: dict[str, Any], col: pa.ChunkedArray) -> Any:
+    if kind in ("text", "name", "bounded_text"):
+        length = pc.utf8_length(col)
+        low = 1 if kind == "name" else args.get("low", 0)
+        return pc.and_(pc.greater_equal(length, low), pc.less_equal(length, args.get("high", 1e18)))
+    if kind == "one_of":
+        return pc.is_in(col, pa.array(args["choices"]))
+    if kind == "timestamp":
+        parsed = _to_timestamps(col.combine_chunks())
+        return pc.and_(pc.match_substring_regex(col, _TIMESTAMP), pc.is_valid(parsed))
+    if kind == "integer":
+        return pc.and_(pc.greater_equal(col, args["low"]), pc.less_equal(col, args["high"]))
+    if kind == "number":
+        return _number_rule(col, args["low"], args["high"], args["open_low"])
+    if kind == "boolean":
+        return pc.is_valid(col)  # pyarrow already refused anything but true and false
+    if kind == "scores":
+        return _scores_rule(col, args["standard"])
+    if kind == "params":
+        return _params_rule(col)
+    if kind == "stages":
+        return _stages_rule(col)
+    raise AssertionError(kind)
+
+
+def _number_rule(col: Any, low: float | None, high: float | None, open_low: bool) -> Any:
+    ok = pc.invert(pc.is_nan(col))
+    if low is not None:
+        ok = pc.and_(ok, (pc.greater if open_low else pc.greater_equal)(col, low))
+    if high is not None:
+        ok = pc.and_(ok, pc.less_equal(col, high))
+    return ok
+
+
+def _children(col: pa.ChunkedArray) -> tuple[pa.StructArray, list[pa.Field]]:
+    arr = col.combine_chunks()
+    return arr, list(arr.type)
+
+
+def _scores_rule(col: pa.ChunkedArray, standard: tuple[str, ...]) -> Any:
+    arr, kids = _children(col)
+    ok = pa.array(np.ones(len(arr), dtype=bool))
+    for i, kid in enumerate(kids):
+        values = arr.field(i)
+        if not (pa.types.is_floating(kid.type) or pa.types.is_integer(kid.type)):
+            ok = pc.and_(ok, pc.is_null(values))
+            continue
+        values = values.cast(pa.float64(), safe=False)
+        rule = (
+            _number_rule(values, 0, 1, False)
+            if kid.name in standard
+            else _number_rule(values, None, None, False)
+        )
+        ok = pc.and_(ok, pc.fill_null(rule, True))
+    return ok
+
+
+_PARAM_TYPES = (pa.int64(), pa.float64(), pa.string(), pa.bool_())
+
+
+def _params_rule(col: pa.ChunkedArray) -> Any:
+    arr, kids = _children(col)
+    ok = pa.array(np.ones(len(arr), dtype=bool))
+    for i, kid in enumerate(kids):
+        if kid.type not in _PARAM_TYPES:
+            ok = pc.and_(ok, pc.is_null(arr.field(i)))
+    return ok
+
+
+def _stages_rule(col: pa.ChunkedArray) -> Any:
+    lists = col.combine_chunks()
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists)
+    bad = pc.invert(pc.is_valid(flat))
+    for i, kid in enumerate(flat.type):
+        values = flat.field(i)
+        if kid.name == "name":
+            rule = pc.greater_equal(pc.utf8_length(values), 1)
+        elif kid.name in ("duration_ms", "gpu_mem_peak_mb", "cpu_mem_peak_mb"):
+            rule = _number_rule(values, 0, None, False)
+        else:  # an unknown stage field: the stage's `extra`
+            rule = pc.is_null(values)
+        required = kid.name in ("name", "duration_ms")
+        rule = pc.fill_null(rule, not required)
+        bad = pc.or_(bad, pc.invert(rule))
+    bad_rows = np.unique(np.asarray(parents)[np.asarray(bad.fill_null(True))])
+    ok = np.ones(len(lists), dtype=bool)
+    ok[bad_rows] = False
+    return pa.array(ok)
+
+
+def _timestamps(rows: pa.Table, name: str) -> pa.Array:
+    return _to_timestamps(rows.column(name).combine_chunks())
+
+
+def _to_timestamps(col: pa.Array) -> pa.Array:
+    """Text as UTC timestamps; an unparsable value is null (its row goes to the reference)."""
+    try:
+        return pc.cast(col, _TS)
+    except pa.ArrowInvalid:
+        out = []
+        for v in col.to_pylist():
+            try:
+                out.append(pc.cast(pa.array([v]), _TS)[0].as_py())
+            except pa.ArrowInvalid:
+                out.append(None)
+        return pa.array(out, _TS)
+
+
+def _build(table: Table, rows: pa.Table, pos: pa.Array, out: Decoded) -> None:
+    """The stored columns of `table` (and job_stages rows) from rows that passed every rule."""
+    columns: dict[str, Any] = {}
+    for col in table.schema:
+        if col.name in rows.column_names and col.name not in ("params", "quality_scores"):
+            values = rows.column(col.name).combine_chunks()
+            if pa.types.is_timestamp(col.type):
+                values = _timestamps(rows, col.name)
+            columns[col.name] = values.cast(col.type)
+    n = rows.num_rows
+    if table is JOBS or table is JOB_FAILURES:
+        _job_columns(table, rows, columns)
+    if table is WORKER_SAMPLES:
+        columns["gpu_index"] = pc.fill_null(columns["gpu_index"], 0)
+    arrays = [
+        columns[c.name] if c.name in columns else pa.nulls(n, c.type)
+        for c in table.schema
+        if c.name not in ("kafka_partition", "kafka_offset", "ingested_at")
+    ]
+    names = [
+        c for c in table.schema.names if c not in ("kafka_partition", "kafka_offset", "ingested_at")
+    ]
+    out.add(table, pa.Table.from_arrays([*arrays, pos], names=[*names, POS]))
+    if table is JOBS or table is JOB_FAILURES:
+        outcome = "completed" if table is JOBS else "failed"
+        out.add(
+            JOB_STAGES,
+            _stage_rows(rows.column("pipeline_stages").combine_chunks(), columns, pos, outcome),
+        )
+
+
+def _job_columns(table: Table, rows: pa.Table, columns: dict[str, Any]) -> None:
+    columns["attempt"] = pc.fill_null(columns["attempt"], 1)
+    stages = rows.column("pipeline_stages").combine_chunks()
+    columns["stage_count"] = pc.list_value_length(stages).cast(pa.int32())
+    params = rows.column("params").combine_chunks()
+    columns["params"], columns["params_num"] = _params_maps(params)
+    if table is JOBS:
+        derived = pc.divide(
+            columns["total_gpu_time_ms"].cast(pa.float64()),
+            columns["frame_count"].cast(pa.float64()),
+        )
+        columns["time_per_frame_ms"] = pc.coalesce(columns["time_per_frame_ms"], derived)
+        scores = rows.column("quality_scores").combine_chunks()
+        for name in STANDARD_SCORES:
+            columns[name] = scores.field(name)
+        numbers = [_as_number(scores.field(i)) for i in range(scores.type.num_fields)]
+        columns["quality_scores"] = _map(scores, numbers, pa.float64())
+
+
+def _as_number(values: pa.Array) -> pa.Array:
+    """A numeric child as float64; any other child (null in every row kept) as nulls."""
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        return values.cast(pa.float64(), safe=False)
+    return pa.nulls(len(values), pa.float64())
+
+
+def _params_maps(params: pa.StructArray) -> tuple[pa.Array, pa.Array]:
+    texts, numbers = [], []
+    for i, kid in enumerate(params.type):
+        values = params.field(i)
+        if kid.type == pa.string():
+            texts.append(values)
+        elif kid.type == pa.bool_():
+            texts.append(pc.if_else(values, "true", "false"))
+        elif kid.type == pa.int64():
+            texts.append(values.cast(pa.string()))
+        elif kid.type == pa.float64():
+            # Python's shortest repr, as the reference decoder writes it (Arrow's differs).
+            text = [None if v is None else f.number_text(v) for v in values.to_pylist()]
+            texts.append(pa.array(text, pa.string()))
+        else:  # a nested value: never in a row kept (the rule sent it to the reference)
+            texts.append(pa.nulls(len(values), pa.string()))
+        numbers.append(_as_number(values))
+    return _map(params, texts, pa.string()), _map(params, numbers, pa.float64())
+
+
+def _map(struct: pa.StructArray, children: list[pa.Array], item_type: pa.DataType) -> pa.Array:
+    """A map per row from the struct's present children (keys in the struct's field order)."""
+    n = len(struct)
+    names = [kid.name for kid in struct.type]
+    present = np.zeros((n, len(names)), dtype=bool)
+    for j, values in enumerate(children):
+        present[:, j] = np.asarray(values.is_valid())
+    row_valid = np.asarray(struct.is_valid())
+    present &= row_valid[:, None]
+    rows_i, kids_j = np.nonzero(present)
+    counts = present.sum(axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    keys = pa.array(np.asarray(names, dtype=object)[kids_j] if len(names) else [], pa.string())
+    items = (
+        pc.take(
+            pa.concat_arrays([c.cast(item_type) for c in children]), pa.array(kids_j * n + rows_i)
+        )
+        if len(names)
+        else pa.array([], item_type)
+    )
+    offsets_arr = pa.array(offsets, mask=np.concatenate([~row_valid, [False]]))
+    return pa.MapArray.from_arrays(offsets_arr, keys, items, type=pa.map_(pa.string(), item_type))
+
+
+def _stage_rows(stages: pa.ListArray, job: dict[str, Any], pos: pa.Array, outcome: str) -> pa.Table:
+    lengths = np.asarray(pc.list_value_length(stages).fill_null(0))
+    parents = pa.array(np.repeat(np.arange(len(stages)), lengths))
+    starts = np.cumsum(lengths) - lengths
+    index = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+    flat = pc.list_flatten(stages)
+    n = len(flat)
+    columns = {
+        "event_id": job["event_id"].take(parents),
+        "occurred_at": job["occurred_at"].take(parents),
+        "outcome": pa.array(np.full(n, outcome, dtype=object), pa.string()),
+        "job_id": job["job_id"].take(parents),
+        "attempt": job["attempt"].take(parents),
+        "workflow_id": job["workflow_id"].take(parents),
+        "worker_id": job["worker_id"].take(parents),
+        "stage_index": pa.array(index, pa.int32()),
+        "stage_name": flat.field("name"),
+        "duration_ms": flat.field("duration_ms"),
+        "gpu_mem_peak_mb": flat.field("gpu_mem_peak_mb"),
+        "cpu_mem_peak_mb": flat.field("cpu_mem_peak_mb"),
+        "extra": pa.nulls(n, pa.string()),
+    }
+    names = [c for c in JOB_STAGES.schema.names if c != "ingested_at"]
+    return pa.Table.from_arrays(
+        [columns[c].cast(JOB_STAGES.schema.field(c).type) for c in names] + [pos.take(parents)],
+        names=[*names, POS],
+    )

@@ -1,0 +1,150 @@
+"""The batch decoder gives exactly the rows and rejections of the per-message reference decoder.
+
+Each case decodes the same records twice, `Batch(columnar=True)` and `Batch(columnar=False)`, and
+compares every table, day and cell. The mutations change one field of a contract example to
+every kind of JSON value, so each rule is crossed from both sides.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from ingest import columnar
+from ingest.batch import Batch, Record
+from ingest.decode import RULES
+from ingest.demo import studio_messages
+from tests.events import bad_lines, example
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+TYPES = list(RULES)
+
+# One value of every JSON kind, and the edges of the rules (bounds, formats, sizes).
+VALUES: list[Any] = [
+    None, True, False, 0, -1, 1, 2, 1.5, 0.0, -0.5, 100.5, 2**31, 2**63, 1e300,
+    "", "x", "idle", "approved", "a" * 129, "é" * 128,
+    "2026-11-20T14:32:07Z", "2026-11-20T14:32:07.123456+05:30", "2026-11-20 14:32:07Z",
+    "2026-11-20T14:32:07", "2026-11-20", "2026-13-01T00:00:00Z", "2026-11-20T24:00:00Z",
+    "2026-11-20t14:32:07z", "2026-11-20T14:32:07.1234567Z", "2099-01-01T00:00:00Z",
+    "2026-11-20T14:32:07+25:00", "2020-01-01T00:00:00Z",
+    [], [1], {}, {"likeness": 0.5}, {"likeness": 1.5}, {"k": "v"}, {"k": [1]},
+]  # fmt: skip
+STAGES: list[Any] = [
+    [{"name": "a", "duration_ms": 1}],
+    [{"name": "a", "duration_ms": 1.5, "gpu_mem_peak_mb": 10, "cpu_mem_peak_mb": 2.5}],
+    [{"name": "", "duration_ms": 1}],
+    [{"name": "a"}],
+    [{"name": "a", "duration_ms": -1}],
+    [{"name": "a", "duration_ms": 1, "flavour": "x"}],
+    [{"name": "a", "duration_ms": 1}, 5],
+    [{"name": "a", "duration_ms": 1, "gpu_mem_peak_mb": None}],
+    [{"name": "a", "duration_ms": 1, "flavour": None}],
+]
+PARAMS: list[Any] = [
+    {"cfg": 7, "steps": 30.0, "sampler": "euler", "hires": True, "denoise": 0.1 + 0.2},
+    {"cfg": 7.5, "big": 1e20, "tiny": 1e-05},
+    {"nested": {"a": 1}},
+    {"cfg": None},
+]
+SCORES: list[Any] = [
+    {"likeness": 0.9, "lip_sync": 3},
+    {"custom": -7.25},
+    {"likeness": 0.9, "lip_sync": "good"},
+    {"likeness": None},
+]
+
+
+def _records(values: list[bytes | None]) -> list[Record]:
+    at = int(NOW.timestamp() * 1000)
+    return [Record("t", i % 3, i, at, None, v) for i, v in enumerate(values)]
+
+
+def _decoded(records: list[Record], columnar_path: bool) -> tuple[dict, int]:
+    batch = Batch("t", oldest_day=date(2021, 1, 1), columnar=columnar_path)
+    for r in records:
+        batch.add(r)
+    decoded = batch.decode(NOW)
+    tables = {(t.name, day): _rows(data) for t, day, data in decoded.tables}
+    return tables, decoded.quarantined
+
+
+def _rows(data: pa.Table) -> list[dict[str, Any]]:
+    rows = data.to_pylist()
+    for row in rows:
+        for name in ("params", "params_num", "quality_scores"):
+            if row.get(name) is not None:
+                row[name] = sorted(row[name])  # map entry order is not part of the contract
+    return rows
+
+
+def _assert_same(values: list[bytes | None]) -> None:
+    records = _records(values)
+    assert _decoded(records, True) == _decoded(records, False)
+
+
+def _mutations() -> list[bytes]:
+    out = []
+    for etype in TYPES:
+        base = example(etype)
+        for name in sorted(RULES[etype][1]):
+            choices = {"pipeline_stages": STAGES, "params": PARAMS, "quality_scores": SCORES}
+            for value in [*VALUES, *choices.get(name, [])]:
+                out.append(
+                    orjson.dumps(base | {name: value}, option=orjson.OPT_PASSTHROUGH_DATETIME)
+                )
+            out.append(orjson.dumps({k: v for k, v in base.items() if k != name}))
+        out.append(orjson.dumps(base | {"brand_new_field": 1}))
+        out.append(orjson.dumps(base | {"brand_new_field": None}))
+        out.append(orjson.dumps(base | {"schema_version": 2}))
+        out.append(json.dumps(base, indent=2).encode())  # line breaks inside a message
+        out.append(b" " + orjson.dumps(base))
+    return out
+
+
+def test_contract_examples_and_bad_lines_decode_the_same() -> None:
+    examples = [orjson.dumps(example(t)) for t in TYPES]
+    _assert_same(examples + bad_lines() + [None, b"", b"{}", b"[]", b"{} {}"])
+
+
+def test_every_field_mutation_decodes_the_same_in_one_batch() -> None:
+    # One batch: the bad messages make pyarrow fail whole parts, which are halved around them.
+    _assert_same(_mutations())
+
+
+@pytest.mark.parametrize("etype", TYPES)
+def test_every_field_mutation_decodes_the_same_one_by_one(etype: str) -> None:
+    for value in _mutations():
+        if f'"event_type":"{etype}"'.encode() in value:
+            _assert_same([value])
+
+
+def test_demo_stream_decodes_the_same_and_mostly_in_bulk() -> None:
+    end = datetime(2026, 11, 21, tzinfo=UTC)
+    values = [m.value for m in itertools.islice(studio_messages(days=3, seed=3, end=end), 6000)]
+    _assert_same(values)
+    slow = columnar.decode_batch(values, NOW, date(2021, 1, 1)).slow
+    # Only the planted malformed messages (and nulls) may need the reference decoder.
+    assert len(slow) < 0.02 * len(values)
+
+
+def test_rows_keep_kafka_order_and_positions() -> None:
+    job = example("job.completed")
+    values = [orjson.dumps(job | {"event_id": f"e{i}", "job_id": f"j{i}"}) for i in range(5)]
+    values[2] = orjson.dumps(job | {"event_id": "e2", "frame_count": 0})  # quarantined
+    values[3] = orjson.dumps(job | {"event_id": "e3", "workflow_name": None})  # the slow path
+    batch = Batch("t", oldest_day=date(2021, 1, 1))
+    for r in _records(values):
+        batch.add(r)
+    decoded = batch.decode(NOW)
+    jobs = next(d for t, _, d in decoded.tables if t.name == "jobs")
+    # Records 0..4 came on partitions 0, 1, 2, 0, 1: rows follow partition, then offset.
+    assert jobs.column("event_id").to_pylist() == ["e0", "e3", "e1", "e4"]
+    assert jobs.column("kafka_partition").to_pylist() == [0, 0, 1, 1]
+    assert jobs.column("kafka_offset").to_pylist() == [0, 3, 1, 4]
+    assert decoded.quarantined == 1
