@@ -1,0 +1,165 @@
+"""Time-series queries: one metric per period, and every quality score per period.
+
+Periods are UTC days, ISO weeks (starting Monday) or calendar months, each named by its first
+day. A series has every period from its first to its last, so charts show the gaps: the range's
+own start and end where the filters give them, else the first and last period with data; a
+range without any data gives no rows. Counting follows `queries.overview`. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from queries.base import Filters, frame
+from queries.overview import MS_PER_HOUR, attempts
+
+#: Metric id -> label, for `metric_series`.
+METRICS: dict[str, str] = {
+    "jobs": "Jobs",
+    "frames": "Frames",
+    "gpu_hours": "GPU hours",
+    "failures": "Failures",
+    "failure_rate": "Failure rate",
+    "avg_time_per_frame_ms": "Avg time per frame (ms)",
+    "p95_time_per_frame_ms": "p95 time per frame (ms)",
+    "avg_vram_peak_mb": "Avg peak VRAM (MB)",
+    "avg_likeness": "Avg likeness",
+    "avg_face_confidence": "Avg face confidence",
+    "avg_motion_quality": "Avg motion quality",
+    "avg_boundary_ssim": "Avg boundary SSIM",
+}
+
+GRAINS = ("day", "week", "month")
+
+# Periods the moving average spans, the current one included: 7 days, or 3 weeks or months
+# (a week's or month's value already smooths its days).
+MOVING_PERIODS = {"day": 7, "week": 3, "month": 3}
+
+# The value of each metric over a period's `attempts`.
+VALUES: dict[str, str] = {
+    "jobs": "count(*) filter (where completed)",
+    "frames": "coalesce(sum(frame_count), 0)",
+    "gpu_hours": f"coalesce(sum(gpu_time_ms), 0) / {MS_PER_HOUR}",
+    "failures": "count(*) filter (where not completed)",
+    "failure_rate": "count(*) filter (where not completed) / count(*)",
+    "avg_time_per_frame_ms": "avg(time_per_frame_ms)",
+    "p95_time_per_frame_ms": "quantile_cont(time_per_frame_ms, 0.95)",
+    "avg_vram_peak_mb": "avg(vram_peak_mb)",
+    "avg_likeness": "avg(likeness)",
+    "avg_face_confidence": "avg(face_confidence)",
+    "avg_motion_quality": "avg(motion_quality)",
+    "avg_boundary_ssim": "avg(boundary_ssim)",
+}
+#: Metrics that are 0 in a period without data; the others (averages, rates) are null there.
+COUNTS = frozenset({"jobs", "frames", "gpu_hours", "failures"})
+
+# Every period from the range's start (else the data's first period) to its end (else the
+# data's last), from `per_period`; none when `per_period` is empty.
+PERIODS = """
+bounds as (
+    select
+        coalesce(cast(date_trunc('{grain}', cast(? as date)) as date), min(period)) as first,
+        coalesce(cast(date_trunc('{grain}', cast(? as date)) as date), max(period)) as last
+    from per_period
+    having count(*) > 0
+),
+periods as (
+    select cast(unnest(generate_series(first, last, interval 1 {grain})) as date) as period
+    from bounds
+)"""
+
+METRIC_SERIES = """
+with attempts as ({attempts}),
+per_period as (
+    select cast(date_trunc('{grain}', date) as date) as period, cast({value} as double) as value
+    from attempts
+    group by period
+),
+{periods}
+select periods.period, {filled} as value,
+    avg({filled}) over (
+        order by periods.period rows between {preceding} preceding and current row
+    ) as moving_avg
+from periods
+left join per_period using (period)
+order by periods.period
+"""
+
+
+def _check_grain(grain: str) -> None:
+    if grain not in GRAINS:
+        raise ValueError(f"grain: must be one of {', '.join(GRAINS)}, got {grain!r}")
+
+
+def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day") -> pl.DataFrame:
+    """One row per period (see the module docstring): the metric's value and its trailing
+    moving average.
+
+    A period without data is 0 for the counts (jobs, frames, gpu_hours, failures) and null for
+    averages and rates. moving_avg is the mean of the non-null values of the last 7 days for
+    grain day, of the last 3 weeks or months otherwise, the current period included; at the
+    start of the series it averages the periods there are.
+    """
+    if metric not in VALUES:
+        raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
+    _check_grain(grain)
+    sql, params = attempts(filters)
+    query = METRIC_SERIES.format(
+        attempts=sql,
+        grain=grain,
+        value=VALUES[metric],
+        periods=PERIODS.format(grain=grain),
+        filled="coalesce(per_period.value, 0)" if metric in COUNTS else "per_period.value",
+        preceding=MOVING_PERIODS[grain] - 1,
+    )
+    return frame(lake, query, [*params, filters.start, filters.end])
+
+
+QUALITY_TRENDS = """
+with scores as (
+    select cast(date_trunc('{grain}', date) as date) as period,
+        unnest(map_keys(quality_scores)) as score,
+        unnest(map_values(quality_scores)) as value
+    from jobs
+    where {jobs}
+),
+per_period as materialized (
+    select period, score, avg(value) as value, count(value) as jobs
+    from scores
+    group by period, score
+),
+{periods},
+names as (
+    select distinct score
+    from per_period
+)
+select periods.period, names.score, per_period.value, coalesce(per_period.jobs, 0) as jobs,
+    avg(per_period.value) over (
+        partition by names.score
+        order by periods.period rows between {preceding} preceding and current row
+    ) as moving_avg
+from periods
+cross join names
+left join per_period on per_period.period = periods.period and per_period.score = names.score
+order by periods.period, names.score
+"""
+
+
+def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataFrame:
+    """One row per period and quality score, standard or custom, that any completed job in
+    range sent: the average score, the jobs that sent it, and its moving average.
+
+    Periods and moving averages as in `metric_series`; in a period where no job sent the score
+    the value is null and jobs 0.
+    """
+    _check_grain(grain)
+    where, params = filters.where("jobs")
+    query = QUALITY_TRENDS.format(
+        jobs=where,
+        grain=grain,
+        periods=PERIODS.format(grain=grain),
+        preceding=MOVING_PERIODS[grain] - 1,
+    )
+    return frame(lake, query, [*params, filters.start, filters.end])
