@@ -102,6 +102,11 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def metadata_db(lake: Path) -> Path:
+    """The lake's small transactional store (alert thresholds), a SQLite file beside lake.json."""
+    return lake / "_meta" / "perflake.sqlite"
+
+
 def read_meta(lake: Path) -> dict[str, object]:
     path = lake / _META
     if not path.exists():

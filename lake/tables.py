@@ -242,9 +242,71 @@ QUARANTINE = Table(
     key=("topic", "kafka_partition", "kafka_offset"),
 )
 
+ALERTS = Table(
+    "alerts",
+    "One row per threshold crossing found by ingest: a completed job's metric, or the failure "
+    "rate of a workflow or worker when a failed attempt arrives (rules in lake/thresholds.py).",
+    pa.schema(
+        [
+            _col(
+                "event_id",
+                STR,
+                "The job.completed event (job.failed for failure_rate) the alert is about.",
+                False,
+            ),
+            _col(
+                "metric",
+                STR,
+                "time_per_frame_ms, vram_peak_pct, total_gpu_time_ms, failure_rate or a quality "
+                "score name.",
+                False,
+            ),
+            _col(
+                "occurred_at",
+                TS,
+                "When the attempt ended (UTC); its date names the partition.",
+                False,
+            ),
+            _col("level", STR, "warning or critical: the worse level the value reached.", False),
+            _col(
+                "value", F64, "The metric's value (vram_peak_pct 0-100, failure_rate 0-1).", False
+            ),
+            _col("threshold", F64, "The limit of that level.", False),
+            _col("threshold_id", I64, "Id of the threshold in the lake's threshold store."),
+            _col(
+                "scope",
+                STR,
+                "global, workflow or worker: the scope of the threshold applied.",
+                False,
+            ),
+            _col("scope_id", STR, "Workflow or worker of that scope (null for global)."),
+            _col("attempts", I64, "failure_rate: attempts the rate covers (null for job metrics)."),
+            _col("job_id", STR, "Job of the event.", False),
+            _col("attempt", I32, "Attempt number of the event."),
+            _col("workflow_id", STR, "Workflow of the job.", False),
+            _col("worker_id", STR, "Worker of the attempt.", False),
+            _col("project_id", STR, "Project of the job."),
+            _col("scene_type", STR, "Scene type of the job."),
+            _col("resolution_tier", STR, "Resolution tier of the job."),
+            _col("ingested_at", TS, "When ingest published the event (UTC)."),
+        ]
+    ),
+    partition_by="occurred_at",
+    key=("event_id", "metric"),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (JOBS, JOB_FAILURES, JOB_STAGES, WORKER_SAMPLES, REVIEWS, DELIVERIES, QUARANTINE)
+    for t in (
+        JOBS,
+        JOB_FAILURES,
+        JOB_STAGES,
+        WORKER_SAMPLES,
+        REVIEWS,
+        DELIVERIES,
+        QUARANTINE,
+        ALERTS,
+    )
 }
 
 
