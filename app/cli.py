@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,67 @@ def _seconds(setting: str, allow_zero: bool = False) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _day(setting: str) -> Callable[[str], date]:
+    def parse(text: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{setting}: must be a date YYYY-MM-DD, got {text!r}"
+            ) from None
+
+    return parse
+
+
+#: `perflake query` names and what each shows (the functions live in app/query.py).
+QUERY_VIEWS = {
+    "overview": "one row of farm totals",
+    "workflows": "one row per workflow",
+    "workers": "one row per worker",
+    "timeseries": "one row per period of --metric",
+    "stages": "one row per pipeline stage",
+    "correlations": "one row per workflow, numeric param and quality score",
+    "compare": "one row per metric and workflow pair (two or more --workflow)",
+    "alerts": "one row per alert, newest first",
+}
+
+
+def _query_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "view",
+        choices=list(QUERY_VIEWS),
+        metavar="NAME",
+        help=", ".join(f"{k}: {v}" for k, v in QUERY_VIEWS.items()),
+    )
+    _lake_arg(p)
+    p.add_argument("--from", dest="start", type=_day("--from"), help="first UTC day (YYYY-MM-DD)")
+    p.add_argument("--to", dest="end", type=_day("--to"), help="last UTC day, included")
+    for flag, what in (
+        ("--project", "project"),
+        ("--workflow", "workflow (compare: the workflows compared)"),
+        ("--worker", "worker"),
+        ("--scene-type", "scene type"),
+        ("--resolution-tier", "resolution tier"),
+    ):
+        p.add_argument(
+            flag, action="append", metavar="ID", help=f"keep only this {what}; repeatable"
+        )
+    p.add_argument(
+        "--metric",
+        default="avg_time_per_frame_ms",
+        help="timeseries: the metric (default avg_time_per_frame_ms)",
+    )
+    p.add_argument(
+        "--grain",
+        choices=["day", "week", "month"],
+        default="day",
+        help="timeseries: period (default day)",
+    )
+    p.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="output (default table)"
+    )
 
 
 def _lake_arg(p: argparse.ArgumentParser) -> None:
@@ -255,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="output of -c (default table)",
     )
     p.set_defaults(func=commands.sql)
+
+    p = sub.add_parser(
+        "query",
+        help="print one of the app's views (workflows, workers, compare, ...)",
+        description="Print one analytics view over a date range and filters, as a table, CSV or JSON.",
+    )
+    _query_args(p)
+    p.set_defaults(func=commands.query)
 
     p = sub.add_parser(
         "retention",

@@ -258,6 +258,18 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
         out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
 
 
+def query(args: argparse.Namespace) -> int:
+    # Imported here: the analytics stack (polars, the query modules) is not needed by ingest.
+    from app import query as views_cli
+
+    try:
+        frame = views_cli.run(args)
+    except (ValueError, LakeError) as e:
+        raise UserError(str(e)) from e
+    views_cli.print_frame(frame, args.format)
+    return 0
+
+
 def retention(args: argparse.Namespace) -> int:
     try:
         dropped = maintenance.expire(args.lake, args.keep_days)

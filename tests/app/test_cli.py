@@ -13,7 +13,9 @@ from lake.tables import WORKER_SAMPLES
 from lake.writer import LakeWriter
 from tests.lake.test_writer_and_maintenance import samples
 
-COMMANDS = ["ingest", "broker", "demo-events", "demo", "app", "sql", "retention", "compact"]
+COMMANDS = [
+    "ingest", "broker", "demo-events", "demo", "app", "sql", "query", "retention", "compact",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
