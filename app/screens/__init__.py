@@ -1,2 +1,2 @@
-"""The app's pages: one module per page, each with a `page()` function that lays it out from
-`queries/` results. Pages hold no SQL and open no connection."""
+"""The app's pages: one script per page, run by `st.navigation` on each rerun, that lays the page
+out from `queries/` results. Pages hold no SQL and open no connection."""

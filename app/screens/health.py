@@ -1,18 +1,21 @@
 """The "Ingest health" page: what the lake holds per table and day, what ingest last reported,
 the newest events and the quarantine. Lays out `queries.health` results; holds no SQL.
+
+A page script: `st.navigation` runs this file on every rerun of the page.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import altair as alt
 import polars as pl
 import streamlit as st
 
+from app import cached, tables
+from app.empty import no_lake
 from app.state import CACHE_TTL_S, settings
 from lake import LakeError, LakeNotFoundError
 from lake.tables import TABLES
@@ -26,6 +29,7 @@ LABELS = {
     "reviews": "Reviews",
     "deliveries": "Deliveries",
     "quarantine": "Quarantined",
+    "alerts": "Alerts raised",
 }
 
 #: One color per table, in stacking order: failures and the quarantine stand out.
@@ -37,6 +41,7 @@ COLORS = {
     "reviews": "#54a24b",
     "deliveries": "#b279a2",
     "quarantine": "#f58518",
+    "alerts": "#eeca3b",
 }
 
 
@@ -49,16 +54,14 @@ class HealthData:
     quarantined: pl.DataFrame
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def load(lake: str) -> HealthData:
-    """Every frame of the page, reused for CACHE_TTL_S seconds."""
-    path = Path(lake)
+def load() -> HealthData:
+    """Every frame of the page, from the cache while the lake is unchanged."""
     return HealthData(
-        totals=health.table_totals(path),
-        per_day=health.rows_per_day(path, days=30),
-        events=health.latest_events(path, limit=20),
-        reasons=health.quarantine_reasons(path),
-        quarantined=health.quarantine(path, limit=100),
+        totals=cached.result(health.table_totals),
+        per_day=cached.result(health.rows_per_day, 30),
+        events=cached.result(health.latest_events, 20),
+        reasons=cached.result(health.quarantine_reasons),
+        quarantined=cached.result(health.quarantine, 100),
     )
 
 
@@ -67,34 +70,27 @@ def page() -> None:
     st.title("Ingest health")
     st.caption(f"Lake `{lake}` · results refresh every {CACHE_TTL_S} s")
     try:
-        data = load(str(lake))
+        data = load()
         status = health.ingest_status(lake)
     except LakeNotFoundError:
-        _no_data(lake, "does not exist yet")
+        no_lake(lake, "does not exist yet")
         return
     except LakeError as e:
         st.error("Cannot read the lake.")
         st.code(str(e), language=None)
         return
     if data.totals.get_column("rows").sum() == 0:
-        _no_data(lake, "has no data yet")
+        no_lake(lake, "has no data yet")
         _ingest_metrics(status, None)
         return
     _table_metrics(data.totals)
     last_ingested = data.totals.get_column("latest_ingested_at").max()
     _ingest_metrics(status, last_ingested if isinstance(last_ingested, datetime) else None)
     _rows_per_day(data.per_day, data.totals)
-    _section(
+    tables.section(
         "Latest events", "Newest first, across the event tables.", data.events, "latest_events"
     )
     _quarantine(data.reasons, data.quarantined)
-
-
-def _no_data(lake: Path, what: str) -> None:
-    st.info(
-        f"The lake at `{lake}` {what}: run `make run` or `perflake ingest --lake {lake}` "
-        "to fill it."
-    )
 
 
 def _table_metrics(totals: pl.DataFrame) -> None:
@@ -175,8 +171,8 @@ def _rows_per_day(per_day: pl.DataFrame, totals: pl.DataFrame) -> None:
         .properties(height=320)
     )
     st.altair_chart(chart, width="stretch")
-    _download(per_day, "rows_per_day")
-    _section("Tables", "Totals per table since the lake began.", totals, "table_totals")
+    tables.download(per_day, "rows_per_day")
+    tables.section("Tables", "Totals per table since the lake began.", totals, "table_totals")
 
 
 def _quarantine(reasons: pl.DataFrame, quarantined: pl.DataFrame) -> None:
@@ -203,9 +199,8 @@ def _quarantine(reasons: pl.DataFrame, quarantined: pl.DataFrame) -> None:
         .properties(height=alt.Step(28))
     )
     st.altair_chart(chart, width="stretch")
-    _dataframe(reasons)
-    _download(reasons, "quarantine_reasons")
-    _section(
+    tables.table(reasons, "quarantine_reasons")
+    tables.section(
         "Quarantined messages",
         f"The newest {len(quarantined)} messages, with the start of each value.",
         quarantined,
@@ -213,32 +208,4 @@ def _quarantine(reasons: pl.DataFrame, quarantined: pl.DataFrame) -> None:
     )
 
 
-def _section(title: str, caption: str, frame: pl.DataFrame, name: str) -> None:
-    st.markdown(f"**{title}**")
-    st.caption(caption)
-    _dataframe(frame)
-    _download(frame, name)
-
-
-def _dataframe(frame: pl.DataFrame) -> None:
-    """The frame as a table: days as days, instants in UTC (as the lake keeps them)."""
-    config = {}
-    for name, dtype in frame.schema.items():
-        if dtype == pl.Date:
-            config[name] = st.column_config.DateColumn(format="YYYY-MM-DD")
-        elif isinstance(dtype, pl.Datetime):
-            config[name] = st.column_config.DatetimeColumn(
-                format="YYYY-MM-DD HH:mm:ss [UTC]", timezone="UTC"
-            )
-    st.dataframe(frame, hide_index=True, column_config=config)
-
-
-def _download(frame: pl.DataFrame, name: str) -> None:
-    st.download_button(
-        "Download CSV",
-        frame.write_csv(),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key=f"csv-{name}",
-        on_click="ignore",
-    )
+page()

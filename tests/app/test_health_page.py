@@ -8,16 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.state import parse_settings
-
-APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+from tests.app.apptest import open_page
 
 
 def _run(lake: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("PERFLAKE_LAKE", str(lake))
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(lake, "health", monkeypatch)
 
 
 def test_page_on_the_tiny_lake(tiny_lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +28,7 @@ def test_page_on_the_tiny_lake(tiny_lake: Path, monkeypatch: pytest.MonkeyPatch)
         "Reviews": "1",
         "Deliveries": "1",
         "Quarantined": "2",
+        "Alerts raised": "0",
         "Ingest lag": "0 msgs",
         "Ingest rate": "12.5 events/s",
         "Status reported": metrics["Status reported"],
@@ -66,6 +62,7 @@ def test_page_tables_show_the_lake(tiny_lake: Path, monkeypatch: pytest.MonkeyPa
         "reviews",
         "deliveries",
         "quarantine",
+        "alerts",
     ]
     assert list(events["event_id"]) == ["d1", "r1", "gpu-01:0:1", "f1", "j1"]
     assert list(reasons["rule"]) == [

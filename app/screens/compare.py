@@ -1,0 +1,106 @@
+"""The "Compare" page: two or more workflows side by side (each against the first), or one
+workflow before and after a date, or two of its versions; the trade-offs in sentences first,
+then every metric with its difference, confidence interval and verdict.
+
+A page script: it lays out `queries.compare` results and holds no SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import streamlit as st
+
+from app import cached, empty, sidebar, tables, urlstate
+from queries import compare, workflows
+from queries.base import Filters
+
+MODES = {
+    "workflows": "Workflows side by side",
+    "periods": "One workflow, before and after a date",
+    "versions": "One workflow, two versions",
+}
+
+
+def page() -> None:
+    st.title("Compare")
+    filters = sidebar.filters()
+    st.caption(f"{filters.start} to {filters.end} (UTC days)")
+    if not empty.has_jobs(filters):
+        empty.explain(filters)
+        return
+    summary = cached.result(workflows.workflow_summary, filters)
+    # Busiest first: the default comparison is between the two workflows with the most jobs.
+    names = summary.sort(["jobs", "workflow_id"], descending=[True, False])
+    ids = names.get_column("workflow_id").to_list()
+    mode = urlstate.selectbox(
+        "mode", "Compare", list(MODES), format_func=MODES.__getitem__, horizontal=True,
+        widget="radio",
+    )  # fmt: skip
+    if mode == "workflows":
+        _workflows(filters, ids)
+    elif mode == "periods":
+        _periods(filters, ids)
+    else:
+        _versions(filters, ids)
+
+
+def _workflows(filters: Filters, ids: list[str]) -> None:
+    chosen = urlstate.multiselect(
+        "compare", "Workflows (the first is the one the others are compared against)", ids,
+        default=ids[:2],
+    )  # fmt: skip
+    if len(chosen) < 2:
+        st.info("Pick two or more workflows to compare.")
+        return
+    comparison = cached.result(compare.compare_workflows, filters, tuple(chosen))
+    _show(comparison, "compare_" + "_vs_".join(chosen))
+
+
+def _periods(filters: Filters, ids: list[str]) -> None:
+    left, right = st.columns(2)
+    workflow = urlstate.selectbox("compare_workflow", "Workflow", ids, container=left)
+    assert filters.start is not None and filters.end is not None
+    middle = filters.start + timedelta(days=(filters.end - filters.start).days // 2 + 1)
+    split = urlstate.day("split", "Split day (first day of 'after')", middle, container=right)
+    comparison = cached.result(compare.compare_periods, filters, workflow, split)
+    _show(comparison, f"compare_{workflow}_split_{split}")
+
+
+def _versions(filters: Filters, ids: list[str]) -> None:
+    workflow = urlstate.selectbox("compare_workflow", "Workflow", ids)
+    versions = cached.result(compare.workflow_versions, filters, workflow)
+    known = versions.get_column("workflow_version").to_list()
+    if len(known) < 2:
+        st.info(f"{workflow} ran {len(known)} version(s) in this range: two are needed.")
+        return
+    left, right = st.columns(2)
+    version_a = urlstate.selectbox("version_a", "Version A", known, known[-1], container=left)
+    version_b = urlstate.selectbox("version_b", "Version B", known, known[-2], container=right)
+    if version_a == version_b:
+        st.info("Pick two different versions.")
+        return
+    comparison = cached.result(compare.compare_versions, filters, workflow, version_a, version_b)
+    _show(comparison, f"compare_{workflow}_{version_a}_vs_{version_b}")
+
+
+def _show(comparison: pl.DataFrame, name: str) -> None:
+    if comparison.is_empty():
+        st.info("Nothing to compare: no job on one side in this range.")
+        return
+    with st.container(border=True):
+        st.markdown("#### Trade-offs")
+        for sentence in compare.tradeoff_sentences(comparison):
+            st.markdown(f"- **{sentence}**")
+    st.caption(
+        "a vs b per metric: pct_diff = (a - b) / b; the interval is the difference's 95% "
+        "confidence interval; 'no clear difference' when it includes 0."
+    )
+    signed = st.column_config.NumberColumn(format="%+.1f%%")
+    number = st.column_config.NumberColumn(format="%.4g")
+    columns = {"pct_diff": signed, "ci_low": signed, "ci_high": signed, "a": number, "b": number}
+    tables.table(comparison, name, columns)
+
+
+page()

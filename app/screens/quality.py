@@ -1,0 +1,121 @@
+"""The "Quality" page: any metric over time by day, week or month with its moving average, every
+quality score's trend (custom ones included), how parameters correlate with scores per workflow
+(with a scatter of one parameter against one score), and the best and worst configurations.
+
+A page script: it lays out `queries.timeseries` and `queries.correlations` results; no SQL.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from app import cached, charts, empty, sidebar, tables, urlstate
+from queries import correlations, timeseries
+from queries.base import Filters
+
+CONFIG_BY = {"likeness": "Likeness", "time_per_frame_ms": "Time per frame (ms)"}
+MIN_JOBS = (3, 5, 10, 20, 50)
+
+
+def page() -> None:
+    st.title("Quality")
+    filters = sidebar.filters()
+    st.caption(f"{filters.start} to {filters.end} (UTC days)")
+    if not empty.has_jobs(filters):
+        empty.explain(filters)
+        return
+    grain = urlstate.selectbox("grain", "Periods", list(timeseries.GRAINS), "day")
+    _metric_series(filters, grain)
+    _quality_trends(filters, grain)
+    _correlations(filters)
+    _configurations(filters)
+
+
+def _metric_series(filters: Filters, grain: str) -> None:
+    st.subheader("A metric over time")
+    metric = urlstate.selectbox(
+        "metric",
+        "Metric",
+        list(timeseries.METRICS),
+        "avg_time_per_frame_ms",
+        format_func=timeseries.METRICS.__getitem__,
+    )
+    series = cached.result(timeseries.metric_series, filters, metric, grain)
+    label = timeseries.METRICS[metric]
+    st.caption(f"{label} per {grain}; dashed: moving average. Drag on the strip to zoom.")
+    charts.show(charts.series_with_average(series, "period", "value", "moving_avg", label))
+    tables.download(series, f"series_{metric}_{grain}")
+
+
+def _quality_trends(filters: Filters, grain: str) -> None:
+    st.subheader("Quality scores")
+    trends = cached.result(timeseries.quality_trends, filters, grain)
+    if trends.is_empty():
+        st.info("No completed job in range sent a quality score.")
+        return
+    st.caption(
+        f"Average of every score sent, custom ones included, per {grain}; dashed: moving average."
+    )
+    chart = charts.series_with_average(
+        trends, "period", "value", "moving_avg", "Average score", color="score"
+    )
+    charts.show(chart)
+    tables.download(trends, f"quality_trends_{grain}")
+
+
+def _correlations(filters: Filters) -> None:
+    st.subheader("Parameters and scores")
+    found = cached.result(correlations.correlations, filters)
+    if found.is_empty():
+        st.info(
+            "No workflow has a numeric parameter and a quality score on 3 or more jobs in range."
+        )
+        return
+    workflow = urlstate.selectbox(
+        "corr_workflow",
+        "Workflow",
+        found.get_column("workflow_id").unique(maintain_order=True).to_list(),
+    )
+    rows = found.filter(pl.col("workflow_id") == workflow)
+    st.caption(
+        "Pearson (linear) and Spearman (rank) correlation of each numeric parameter with each "
+        "score, strongest first."
+    )
+    tables.table(rows, f"correlations_{workflow}")
+    strongest = rows.row(0, named=True)
+    left, right = st.columns(2)
+    params = rows.get_column("param").unique(maintain_order=True).to_list()
+    scores = rows.get_column("score").unique(maintain_order=True).to_list()
+    param = urlstate.selectbox("param", "Parameter", params, strongest["param"], container=left)
+    score = urlstate.selectbox("score", "Score", scores, strongest["score"], container=right)
+    points = cached.result(correlations.scatter, filters, workflow, param, score)
+    if points.is_empty():
+        st.info(f"No job of {workflow} in range has both {param} and {score}.")
+        return
+    charts.show(charts.scatter(points, "param_value", "score_value", param, score))
+    tables.download(points, f"scatter_{workflow}_{param}_{score}")
+
+
+def _configurations(filters: Filters) -> None:
+    st.subheader("Best and worst configurations")
+    left, right = st.columns(2)
+    by = urlstate.selectbox(
+        "config_by", "Rank by", list(CONFIG_BY), format_func=CONFIG_BY.__getitem__, container=left
+    )
+    min_jobs = urlstate.selectbox(
+        "min_jobs", "Jobs per configuration, at least", MIN_JOBS, 5, container=right
+    )
+    ranked = cached.result(correlations.top_configurations, filters, min_jobs, by, 10)
+    if ranked.is_empty():
+        st.info(f"No parameter combination ran {min_jobs} or more jobs in range.")
+        return
+    best, worst = st.columns(2)
+    for column, group, title in ((best, "top", "Best"), (worst, "bottom", "Worst")):
+        with column:
+            st.markdown(f"**{title}**")
+            rows = ranked.filter(pl.col("rank_group") == group).drop("rank_group")
+            tables.table(rows, f"configurations_{group}_{by}")
+
+
+page()

@@ -1,0 +1,136 @@
+"""The "Workflows" page: one row per workflow, the spread of time per frame and likeness, where
+the GPU time goes (project, character, scene type, resolution tier) and the pipeline stages.
+
+A page script: it lays out `queries.workflows` results and holds no SQL.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from app import cached, charts, empty, sidebar, tables, urlstate
+from queries import workflows
+from queries.base import Filters
+
+MS_PER_HOUR = 3_600_000
+HISTOGRAMS = {"time_per_frame_ms": "Time per frame (ms)", "likeness": "Likeness"}
+DIMENSION_LABELS = {
+    "project_id": "Project",
+    "character_id": "Character",
+    "scene_type": "Scene type",
+    "resolution_tier": "Resolution tier",
+}
+#: Workflows the histograms show until the user picks: the busiest ones.
+HISTOGRAM_WORKFLOWS = 5
+NUMBER = st.column_config.NumberColumn(format="%.4g")
+PERCENT = st.column_config.NumberColumn(format="percent")
+
+
+def page() -> None:
+    st.title("Workflows")
+    filters = sidebar.filters()
+    st.caption(f"{filters.start} to {filters.end} (UTC days)")
+    if not empty.has_jobs(filters):
+        empty.explain(filters)
+        return
+    summary = _summary(filters)
+    _histograms(filters, summary)
+    _gpu_time(filters)
+    _stages(filters)
+
+
+def _summary(filters: Filters) -> pl.DataFrame:
+    st.subheader("Summary")
+    summary = cached.result(workflows.workflow_summary, filters)
+    st.caption(
+        "Times are per completed job; failure rate = failures / (jobs + failures); "
+        "GPU hours include failed attempts."
+    )
+    numbers = {name: NUMBER for name, dtype in summary.schema.items() if dtype == pl.Float64}
+    numbers["failure_rate"] = PERCENT
+    tables.table(summary, "workflow_summary", numbers)
+    return summary
+
+
+def _histograms(filters: Filters, summary: pl.DataFrame) -> None:
+    st.subheader("Distributions")
+    busiest = summary.sort(["jobs", "workflow_id"], descending=[True, False])
+    ids = busiest.get_column("workflow_id").to_list()
+    shown = urlstate.multiselect(
+        "spread",
+        "Workflows shown (all share the same bins)",
+        ids,
+        default=ids[:HISTOGRAM_WORKFLOWS],
+    )
+    for column, (metric, title) in zip(st.columns(2), HISTOGRAMS.items(), strict=True):
+        with column:
+            st.markdown(f"**{title}**")
+            spread = cached.result(workflows.histogram, filters, metric, 30)
+            spread = spread.filter(pl.col("workflow_id").is_in(shown))
+            if spread.is_empty():
+                st.info(f"No completed job of the workflows shown has a {title.lower()} value.")
+                continue
+            charts.show(charts.histogram(spread, title))
+            tables.download(spread, f"histogram_{metric}")
+
+
+def _gpu_time(filters: Filters) -> None:
+    st.subheader("GPU time")
+    st.caption("GPU hours per value, failed attempts included; the share is of all GPU hours.")
+    tabs = st.tabs([f"Per {label.lower()}" for label in DIMENSION_LABELS.values()])
+    for tab, (dimension, label) in zip(tabs, DIMENSION_LABELS.items(), strict=True):
+        with tab:
+            spent = cached.result(workflows.gpu_time_by, filters, dimension)
+            shown = spent.with_columns(pl.col("value").fill_null("(not sent)"))
+            chart = charts.bars(
+                shown.head(30),
+                "value",
+                "gpu_hours",
+                "GPU hours",
+                tooltip=[
+                    alt.Tooltip("jobs:Q", title="Jobs", format=","),
+                    alt.Tooltip("share:Q", title="Share", format=".1%"),
+                ],
+            )
+            if spent.height > 30:
+                st.caption(f"The 30 {label.lower()}s with the most GPU hours of {spent.height}.")
+            charts.show(chart)
+            tables.table(
+                spent,
+                f"gpu_time_by_{dimension}",
+                {
+                    "value": st.column_config.TextColumn(label),
+                    "share": PERCENT,
+                    "gpu_hours": NUMBER,
+                },
+            )
+
+
+def _stages(filters: Filters) -> None:
+    st.subheader("Pipeline stages")
+    stages = cached.result(workflows.stage_breakdown, filters)
+    if stages.is_empty():
+        st.info("No job in range reported its pipeline stages.")
+        return
+    st.caption("Time spent per stage over every completed and failed attempt in range.")
+    hours = stages.with_columns((pl.col("total_ms") / MS_PER_HOUR).alias("total_hours"))
+    chart = charts.bars(
+        hours,
+        "stage_name",
+        "total_hours",
+        "Total time (hours)",
+        tooltip=[
+            alt.Tooltip("share:Q", title="Share", format=".1%"),
+            alt.Tooltip("avg_ms:Q", title="Avg (ms)", format=",.0f"),
+            alt.Tooltip("p95_ms:Q", title="p95 (ms)", format=",.0f"),
+        ],
+        fmt=",.1f",
+    )
+    charts.show(chart)
+    numbers = {n: NUMBER for n in ("total_ms", "avg_ms", "p50_ms", "p95_ms")}
+    tables.table(stages, "stage_breakdown", numbers | {"share": PERCENT})
+
+
+page()

@@ -1,0 +1,43 @@
+"""Open one page of the real app (`app/streamlit_app.py`, its navigation and sidebar included)
+in Streamlit's AppTest, on a given lake and URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+
+#: The URL of the farm lake's five days (tests/app/conftest.py: 2025-06-01..05).
+FARM_DAYS = {"range": "custom", "from": "2025-06-01", "to": "2025-06-05"}
+
+
+def open_page(
+    lake: Path, page: str, monkeypatch: pytest.MonkeyPatch, **params: str | list[str]
+) -> AppTest:
+    """The app on `lake` with the URL `?params`, switched to `app/screens/<page>.py`, run once.
+
+    The first run goes through the entrypoint (settings, URL state, navigation), as a browser's
+    does; the page then runs as it would after a click in the navigation.
+    """
+    monkeypatch.setenv("PERFLAKE_LAKE", str(lake))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(params)
+    at.run()
+    at.switch_page(f"screens/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run again after a widget change; fails on an exception."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def downloads(at: AppTest) -> list[str]:
+    """File names of the page's download buttons, in page order."""
+    return [b.key.removeprefix("csv-") for b in at.get("download_button")]
