@@ -1,8 +1,9 @@
 """Alert thresholds: their rules, their SQLite store in the lake, and their evaluation on a batch.
 
 The store (`_meta/perflake.sqlite`) is shared by the app and ingest: WAL mode, a busy timeout and
-one `BEGIN IMMEDIATE` transaction per change. `evaluate_jobs` is pure (Arrow in, Arrow out) so
-ingest can call it on every flush; it must not read the lake or the store itself.
+one `BEGIN IMMEDIATE` transaction per change. `evaluate_jobs` is pure (Arrow in, Arrow out) and
+reads neither the lake nor the store; `batch_alerts` feeds it both, for ingest to call on every
+flush. Nothing here imports `queries` or Streamlit.
 """
 
 from __future__ import annotations
