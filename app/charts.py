@@ -34,10 +34,17 @@ def plain(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def day_x(field: str, zoom: alt.Parameter | None = None, title: str | None = "Day (UTC)") -> alt.X:
-    """A UTC day axis on `field`; with `zoom`, its domain follows that brush."""
+def day_x(
+    field: str,
+    zoom: alt.Parameter | None = None,
+    title: str | None = "Day (UTC)",
+    whole_days: bool = False,
+) -> alt.X:
+    """A UTC day axis on `field`; with `zoom`, its domain follows that brush; `whole_days` makes
+    each mark (a bar) as wide as its day."""
     scale = alt.Scale(type="utc", domain=zoom) if zoom is not None else alt.Scale(type="utc")
-    return alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format=DAY_FORMAT))
+    unit = {"timeUnit": "utcyearmonthdate"} if whole_days else {}
+    return alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format=DAY_FORMAT), **unit)
 
 
 def day_tooltip(field: str, title: str = "Day (UTC)") -> alt.Tooltip:
@@ -57,7 +64,7 @@ def zoomable(
     charts = [
         _marks(alt.Chart(data), mark)
         .encode(
-            x=day_x(x, zoom, title=None),
+            x=day_x(x, zoom, title=None, whole_days=mark == "bar"),
             y=alt.Y(f"{column}:Q", title=title),
             tooltip=tooltip,
         )
@@ -70,13 +77,14 @@ def zoomable(
         .mark_area(opacity=0.5, interpolate="step-after")
         .encode(
             x=day_x(x),
-            y=alt.Y(f"{first}:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
+            # Labels hidden but the same title: the strip's days line up with the panels'.
+            y=alt.Y(f"{first}:Q", title=title, axis=alt.Axis(labels=False, ticks=False)),
             tooltip=tooltip,
         )
         .add_params(zoom)
         .properties(height=50, width="container", title=f"Drag here to zoom ({title})")
     )
-    return alt.vconcat(*charts, strip).configure_title(fontSize=11, anchor="start")
+    return _aligned(alt.vconcat(*charts, strip))
 
 
 def series_with_average(
@@ -104,11 +112,15 @@ def series_with_average(
     strip = (
         alt.Chart(data)
         .mark_line(opacity=0.6)
-        .encode(x=day_x(x, title=None), y=alt.Y(f"{value}:Q", title=None), color=hue)
+        .encode(
+            x=day_x(x, title=None),
+            y=alt.Y(f"{value}:Q", title=title, axis=alt.Axis(labels=False, ticks=False)),
+            color=hue,
+        )
         .add_params(zoom)
         .properties(height=50, width="container", title="Drag here to zoom")
     )
-    return alt.vconcat(detail, strip).configure_title(fontSize=11, anchor="start")
+    return _aligned(alt.vconcat(detail, strip))
 
 
 def bars(
@@ -189,6 +201,11 @@ def scatter(frame: pl.DataFrame, x: str, y: str, x_title: str, y_title: str) -> 
     )
     fit = base.transform_regression(x, y).mark_line(color=BAD)
     return (points + fit).properties(height=340)
+
+
+def _aligned(chart: alt.VConcatChart) -> alt.VConcatChart:
+    """Panels stacked with their plots' left edges lined up, small panel titles."""
+    return chart.configure_axisY(minExtent=56).configure_title(fontSize=11, anchor="start")
 
 
 def _marks(chart: alt.Chart, mark: str) -> alt.Chart:

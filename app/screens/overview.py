@@ -21,11 +21,13 @@ TOTALS: list[tuple[str, str, Callable[[Any], str], bool]] = [
     ("GPU hours", "gpu_hours", formats.hours, True),
     ("Jobs", "jobs", formats.count, False),
     ("Frames", "frames", formats.count, False),
+    ("Success rate", "success_rate", formats.pct, False),
     ("Avg time per frame", "avg_time_per_frame_ms", formats.ms, True),
     ("p95 time per frame", "p95_time_per_frame_ms", formats.ms, True),
     ("Peak VRAM", "peak_vram_mb", formats.mb, True),
-    ("Success rate", "success_rate", formats.pct, False),
 ]
+#: Metrics per row: wide enough for a figure like "12,345,678".
+PER_ROW = 4
 
 
 def page() -> None:
@@ -44,8 +46,8 @@ def page() -> None:
 def _totals(filters: Filters) -> None:
     now = cached.result(overview.overview_totals, filters).row(0, named=True)
     before = cached.result(overview.overview_totals, filters.previous()).row(0, named=True)
-    columns = st.columns(len(TOTALS))
-    for column, (label, key, write, rise_is_bad) in zip(columns, TOTALS, strict=True):
+    columns = [c for _ in range(0, len(TOTALS), PER_ROW) for c in st.columns(PER_ROW)]
+    for column, (label, key, write, rise_is_bad) in zip(columns, TOTALS, strict=False):
         column.metric(
             label,
             write(now[key]),

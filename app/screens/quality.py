@@ -11,11 +11,12 @@ import polars as pl
 import streamlit as st
 
 from app import cached, charts, empty, sidebar, tables, urlstate
-from queries import correlations, timeseries
+from queries import correlations, timeseries, workflows
 from queries.base import Filters
 
-CONFIG_BY = {"likeness": "Likeness", "time_per_frame_ms": "Time per frame (ms)"}
-MIN_JOBS = (3, 5, 10, 20, 50)
+MIN_JOBS = (1, 2, 3, 5, 10, 20, 50)
+#: Configurations shown among the best, and among the worst.
+CONFIGURATIONS = 5
 
 
 def page() -> None:
@@ -28,8 +29,14 @@ def page() -> None:
     grain = urlstate.selectbox("grain", "Periods", list(timeseries.GRAINS), "day")
     _metric_series(filters, grain)
     _quality_trends(filters, grain)
-    _correlations(filters)
-    _configurations(filters)
+    st.subheader("Parameters, per workflow")
+    summary = cached.result(workflows.workflow_summary, filters)
+    busiest = summary.sort(["jobs", "workflow_id"], descending=[True, False])
+    workflow = urlstate.selectbox(
+        "quality_workflow", "Workflow", busiest.get_column("workflow_id").to_list()
+    )
+    _correlations(filters, workflow)
+    _configurations(filters, workflow)
 
 
 def _metric_series(filters: Filters, grain: str) -> None:
@@ -64,24 +71,17 @@ def _quality_trends(filters: Filters, grain: str) -> None:
     tables.download(trends, f"quality_trends_{grain}")
 
 
-def _correlations(filters: Filters) -> None:
-    st.subheader("Parameters and scores")
+def _correlations(filters: Filters, workflow: str) -> None:
+    st.markdown("**Correlation of each numeric parameter with each score**")
     found = cached.result(correlations.correlations, filters)
-    if found.is_empty():
+    rows = found.filter(pl.col("workflow_id") == workflow)
+    if rows.is_empty():
         st.info(
-            "No workflow has a numeric parameter and a quality score on 3 or more jobs in range."
+            f"No numeric parameter and quality score of {workflow} were sent together by "
+            f"{correlations.MIN_PAIRS} or more jobs in range."
         )
         return
-    workflow = urlstate.selectbox(
-        "corr_workflow",
-        "Workflow",
-        found.get_column("workflow_id").unique(maintain_order=True).to_list(),
-    )
-    rows = found.filter(pl.col("workflow_id") == workflow)
-    st.caption(
-        "Pearson (linear) and Spearman (rank) correlation of each numeric parameter with each "
-        "score, strongest first."
-    )
+    st.caption("Pearson (linear) and Spearman (rank) correlation, strongest first.")
     tables.table(rows, f"correlations_{workflow}")
     strongest = rows.row(0, named=True)
     left, right = st.columns(2)
@@ -97,25 +97,31 @@ def _correlations(filters: Filters) -> None:
     tables.download(points, f"scatter_{workflow}_{param}_{score}")
 
 
-def _configurations(filters: Filters) -> None:
-    st.subheader("Best and worst configurations")
+def _configurations(filters: Filters, workflow: str) -> None:
+    st.markdown("**Best and worst configurations**")
     left, right = st.columns(2)
     by = urlstate.selectbox(
-        "config_by", "Rank by", list(CONFIG_BY), format_func=CONFIG_BY.__getitem__, container=left
+        "config_by", "Rank by", list(correlations.TOP_BY), "likeness", container=left
     )
     min_jobs = urlstate.selectbox(
         "min_jobs", "Jobs per configuration, at least", MIN_JOBS, 5, container=right
     )
-    ranked = cached.result(correlations.top_configurations, filters, min_jobs, by, 10)
+    ranked = cached.result(correlations.top_configurations, filters, min_jobs, by, CONFIGURATIONS)
+    ranked = ranked.filter(pl.col("workflow_id") == workflow).drop("workflow_id")
     if ranked.is_empty():
-        st.info(f"No parameter combination ran {min_jobs} or more jobs in range.")
+        st.info(f"No parameter combination of {workflow} ran {min_jobs} or more jobs in range.")
         return
+    better = "higher" if correlations.TOP_BY[by] else "lower"
+    st.caption(
+        f"The parameters that take few values, combined; average {by} per combination "
+        f"({better} is better)."
+    )
     best, worst = st.columns(2)
     for column, group, title in ((best, "top", "Best"), (worst, "bottom", "Worst")):
         with column:
             st.markdown(f"**{title}**")
             rows = ranked.filter(pl.col("rank_group") == group).drop("rank_group")
-            tables.table(rows, f"configurations_{group}_{by}")
+            tables.table(rows, f"configurations_{workflow}_{group}_{by}")
 
 
 page()

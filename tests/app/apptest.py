@@ -4,7 +4,9 @@ in Streamlit's AppTest, on a given lake and URL."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -41,3 +43,9 @@ def rerun(at: AppTest) -> AppTest:
 def downloads(at: AppTest) -> list[str]:
     """File names of the page's download buttons, in page order."""
     return [b.key.removeprefix("csv-") for b in at.get("download_button")]
+
+
+def chart_rows(chart: Any) -> list[dict]:
+    """The rows of a chart's first dataset, as the browser gets them (Arrow IPC in the proto)."""
+    data = chart.proto.datasets[0].data.data
+    return pa.ipc.open_stream(data).read_all().to_pylist()

@@ -19,10 +19,10 @@ def test_page_shows_totals_volume_ranking_and_alerts(
         "GPU hours",
         "Jobs",
         "Frames",
+        "Success rate",
         "Avg time per frame",
         "p95 time per frame",
         "Peak VRAM",
-        "Success rate",
     ]
     # 60 jobs of 24 frames, 5 failures: 60 / 65 succeeded; job 11 peaked at 23,500 MB.
     assert metrics["Jobs"] == "60"
