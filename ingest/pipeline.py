@@ -11,12 +11,16 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ingest.batch import Batch, Record
+import pyarrow as pa
+
+from ingest.batch import Batch, Decoded, Record
 from lake.layout import ensure_lake, file_name, retention_floor
 from lake.maintenance import retention_cutoff
+from lake.tables import ALERTS, JOB_FAILURES, JOBS, Table
+from lake.thresholds import alerts_by_day, batch_alerts
 from lake.writer import LakeWriter
 
 log = logging.getLogger(__name__)
@@ -98,7 +102,7 @@ class Pipeline:
         name = file_name("part", self._batch.offset_ranges())
         decoded = self._batch.decode(datetime.now(UTC))
         self.stats.quarantined += decoded.quarantined
-        for table, day, data in decoded.tables:
+        for table, day, data in decoded.tables + self._alerts(decoded):
             written = self.writer.publish(table, day, data, name)
             if written:
                 self.stats.files += 1
@@ -110,6 +114,22 @@ class Pipeline:
         self._batch = self._new_batch()
         self._oldest_at = None
         return offsets
+
+    def _alerts(self, decoded: Decoded) -> list[tuple[Table, date, pa.Table]]:
+        """The batch's jobs and failures against the enabled thresholds: alerts per day.
+
+        Published under the same file name as the batch, so a replay rewrites the same alerts.
+        """
+        jobs = [d for t, _, d in decoded.tables if t is JOBS]
+        failures = [d for t, _, d in decoded.tables if t is JOB_FAILURES]
+        if not jobs and not failures:
+            return []
+        alerts = batch_alerts(
+            self.lake,
+            pa.concat_tables(jobs) if jobs else None,
+            pa.concat_tables(failures) if failures else None,
+        )
+        return [(ALERTS, day, rows) for day, rows in alerts_by_day(alerts)]
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the buffered records of revoked partitions; they will be read again."""

@@ -209,9 +209,11 @@ def test_table_totals(tiny: tuple[Path, datetime, datetime]) -> None:
         ("reviews", 1, 1, d2, d2),
         ("deliveries", 1, 1, d3, d3),
         ("quarantine", 5, 2, d2, d3),
+        ("alerts", 0, 0, None, None),  # no job crossed a threshold
     ]
     ingested = got.get_column("latest_ingested_at").to_list()
-    assert all(before <= t <= after for t in ingested)
+    assert all(before <= t <= after for t in ingested[:-1])
+    assert ingested[-1] is None
 
 
 def test_latest_events_newest_first_ties_by_event_id(lake: Path) -> None:
@@ -336,6 +338,7 @@ def test_empty_lake_totals_list_every_table_with_nothing(empty: Path) -> None:
             "reviews",
             "deliveries",
             "quarantine",
+            "alerts",
         )
     ]
     assert got.schema == pl.Schema(
