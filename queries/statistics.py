@@ -1,0 +1,294 @@
+"""The statistics behind a comparison: matched-work weights, bootstrap standard errors and the
+tests that decide a verdict.
+
+Pure numpy on arrays of per-job values; no SQL, no lake, no polars. Jobs carry a stratum code
+(the kind of work: resolution tier and GPU model, say); two groups are compared on the strata
+both ran, each stratum weighted by its share of the two groups' jobs together (direct
+standardisation), so that a workflow is not called slower for having been sent heavier work.
+A verdict claims a difference only when its test rejects "no difference" at a Bonferroni-corrected
+level, so that across every metric and pair of one comparison the chance of claiming any
+difference that is not there stays at or below `FAMILY_ALPHA`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+#: Chance of claiming at least one difference that is not there, across one comparison.
+FAMILY_ALPHA = 0.05
+#: Bootstrap resamples per group at most; a standard error needs far fewer than a tail percentile.
+RESAMPLES = 1000
+#: ... and at least; between the two, resamples x jobs stays within DRAWS_BUDGET.
+MIN_RESAMPLES = 200
+DRAWS_BUDGET = 4_000_000
+#: A bigger group is bootstrapped on a random subsample of this many jobs, the standard error
+#: scaled back by sqrt(subsample / jobs); the estimate itself always uses every job.
+MAX_RESAMPLED = 20_000
+#: Jobs per side below which a mean or rate is 'not enough data': the normal approximation
+#: behind a Bonferroni-corrected z is not trusted on fewer.
+MIN_JOBS = 30
+#: Jobs per side below which a p95 is 'not enough data': at least 5 jobs above the 95th percentile.
+MIN_JOBS_P95 = 100
+#: Expected events (failures, under "no difference") per side below which a rate is 'not enough
+#: data' unless both rates are equal: the normal approximation of a count needs about 5.
+MIN_EVENTS = 5
+#: Fixed seed: the same data gives the same intervals every time.
+SEED = 20250601
+#: Resamples per chunk of the count matrix, to bound memory (chunk x jobs float64).
+_CHUNK = 200
+
+HIGHER = "a higher"
+LOWER = "a lower"
+NO_CLEAR = "no clear difference"
+NOT_ENOUGH = "not enough data"
+VERDICTS = (HIGHER, LOWER, NO_CLEAR, NOT_ENOUGH)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic of one group of jobs, its bootstrap standard error and the jobs it rests on."""
+
+    value: float | None
+    se: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Difference:
+    """a against b: pct_diff = (a - b) / b * 100, its confidence interval (in %) and the verdict."""
+
+    a: float | None
+    b: float | None
+    pct_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_a: int
+    n_b: int
+    verdict: str
+
+
+def test_alpha(tests: int) -> float:
+    """The level of each of `tests` tests that keeps the family's error at FAMILY_ALPHA (Bonferroni)."""
+    if tests < 1:
+        raise ValueError(f"tests: must be >= 1, got {tests}")
+    return FAMILY_ALPHA / tests
+
+
+def common_mix(
+    strata_a: np.ndarray, present_a: np.ndarray, strata_b: np.ndarray, present_b: np.ndarray
+) -> np.ndarray:
+    """Weight of each stratum (rows, codes 0..S-1) per column (present: jobs x columns): its share
+    of both groups' present values, over the strata where both groups have one; 0 elsewhere."""
+    strata = max(int(np.max(strata_a, initial=-1)), int(np.max(strata_b, initial=-1))) + 1
+    count_a = _stratum_counts(strata_a, present_a, strata)
+    count_b = _stratum_counts(strata_b, present_b, strata)
+    both = np.where((count_a > 0) & (count_b > 0), count_a + count_b, 0.0)
+    total = both.sum(axis=0)
+    return np.divide(both, total, out=np.zeros_like(both), where=total > 0)
+
+
+def _stratum_counts(strata: np.ndarray, present: np.ndarray, size: int) -> np.ndarray:
+    present = np.asarray(present, dtype=bool).reshape(len(strata), -1)
+    return np.column_stack([np.bincount(strata[col], minlength=size) for col in present.T]).astype(
+        np.float64
+    )
+
+
+def _job_weights(strata: np.ndarray, present: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """Per job and column: its stratum's weight shared among the group's present values there."""
+    present = np.asarray(present, dtype=bool).reshape(len(strata), -1)
+    counts = _stratum_counts(strata, present, len(mix))
+    share = np.divide(mix, counts, out=np.zeros_like(mix), where=counts > 0)
+    return np.where(present, share[strata], 0.0)
+
+
+def _counts(strata: np.ndarray, rng: np.random.Generator, resamples: int) -> Iterator[np.ndarray]:
+    """Stratified bootstrap resamples of jobs sorted by stratum, as counts (chunk x jobs): row r
+    holds how often each job is drawn, every stratum keeping its size."""
+    n = len(strata)
+    starts = np.searchsorted(strata, strata, side="left")
+    sizes = np.searchsorted(strata, strata, side="right") - starts
+    for first in range(0, resamples, _CHUNK):
+        rows = min(_CHUNK, resamples - first)
+        draws = (rng.random((rows, n)) * sizes).astype(np.int64) + starts
+        draws += (np.arange(rows) * n)[:, None]
+        yield np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def _prepared(
+    values: np.ndarray, strata: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Values and strata sorted by stratum (subsampled past MAX_RESAMPLED), the resamples to draw
+    and the factor that scales a subsample's standard error to the whole group."""
+    n = len(strata)
+    scale = 1.0
+    if n > MAX_RESAMPLED:
+        keep = rng.choice(n, size=MAX_RESAMPLED, replace=False)
+        values, strata, scale = values[keep], strata[keep], math.sqrt(MAX_RESAMPLED / n)
+    order = np.argsort(strata, kind="stable")
+    resamples = max(MIN_RESAMPLES, min(RESAMPLES, DRAWS_BUDGET // max(len(order), 1)))
+    return values[order], strata[order], resamples, scale
+
+
+def bootstrap_estimates(
+    values: np.ndarray,
+    strata: np.ndarray,
+    mix: np.ndarray,
+    rng: np.random.Generator,
+    q: float = 0.95,
+    quantile_of: int = 0,
+) -> list[Estimate]:
+    """One estimate per column of `values` (jobs x columns, NaN = null): the mix-weighted mean of
+    its present values; then one more: the mix-weighted q-quantile of column `quantile_of` (the
+    smallest value with at least a share q of the weight at or below it). Each with the standard
+    error of a stratified bootstrap (the same resamples serve every column)."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(strata), -1)
+    strata = np.asarray(strata, dtype=np.int64)
+    weights = _job_weights(strata, ~np.isnan(values), mix)
+    used = [*(weights > 0).sum(axis=0), (weights[:, quantile_of] > 0).sum()]
+    points = [*(weights * np.nan_to_num(values)).sum(axis=0)]
+    if used[-1]:
+        order = np.argsort(values[:, quantile_of], kind="stable")
+        tail_weights = weights[order, quantile_of][None, :]
+        points.append(_weighted_quantile(values[order, quantile_of], tail_weights, q)[0])
+    else:
+        points.append(math.nan)
+    sample, sample_strata, resamples, scale = _prepared(values, strata, rng)
+    sample_weights = _job_weights(sample_strata, ~np.isnan(sample), mix)
+    weighted = sample_weights * np.nan_to_num(sample)
+    order = np.argsort(sample[:, quantile_of], kind="stable")
+    tail_values, tail_weights = sample[order, quantile_of], sample_weights[order, quantile_of]
+    replicates = []
+    for counts in _counts(sample_strata, rng, resamples):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (counts @ weighted) / (counts @ sample_weights)
+        tail = _weighted_quantile(tail_values, counts[:, order] * tail_weights, q)
+        replicates.append(np.column_stack([means, tail]))
+    spread = _spread(np.vstack(replicates)) * scale
+    return [
+        Estimate(float(p), float(s) if np.isfinite(s) else None, int(k))
+        if k
+        else Estimate(None, None, 0)
+        for p, s, k in zip(points, spread, used, strict=True)
+    ]
+
+
+def _spread(replicates: np.ndarray) -> np.ndarray:
+    """Standard deviation per column over the finite replicates (NaN below two of them); a
+    resample can miss every present value of a sparse column, leaving that replicate undefined."""
+    finite = np.isfinite(replicates)
+    count = finite.sum(axis=0)
+    values = np.where(finite, replicates, 0.0)
+    mean = values.sum(axis=0) / np.maximum(count, 1)
+    squares = (np.where(finite, replicates - mean, 0.0) ** 2).sum(axis=0)
+    return np.where(count >= 2, np.sqrt(squares / np.maximum(count - 1, 1)), np.nan)
+
+
+def _weighted_quantile(ordered: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """Per row of weights (rows x jobs, in the order of the sorted `ordered` values): the smallest
+    value whose running share of the row's weight reaches q."""
+    running = np.cumsum(weights, axis=1)
+    # A small tolerance keeps 0.95 of 20 equal weights from missing the 19th by a rounding error.
+    below = (running < (q - 1e-9) * running[:, -1:]).sum(axis=1)
+    return ordered[np.minimum(below, len(ordered) - 1)]
+
+
+def compare_estimates(a: Estimate, b: Estimate, alpha: float, min_jobs: int) -> Difference:
+    """a against b: a z-test of log(a / b) with the bootstrap standard errors (of a - b where a
+    statistic is not positive); the verdict claims a direction only when p < alpha."""
+    pct = _pct(a.value, b.value)
+    if a.value is None or b.value is None or a.se is None or b.se is None:
+        return Difference(a.value, b.value, pct, None, None, None, a.n, b.n, NOT_ENOUGH)
+    if min(a.n, b.n) < min_jobs:
+        return Difference(a.value, b.value, pct, None, None, None, a.n, b.n, NOT_ENOUGH)
+    z = _z(alpha)
+    low: float | None
+    high: float | None
+    if a.value > 0 and b.value > 0:
+        shift = math.log(a.value / b.value)
+        se = math.hypot(a.se / a.value, b.se / b.value)
+        low, high = math.expm1(shift - z * se) * 100, math.expm1(shift + z * se) * 100
+    else:
+        shift = a.value - b.value
+        se = math.hypot(a.se, b.se)
+        low = high = None
+        if b.value > 0:
+            low, high = (shift - z * se) / b.value * 100, (shift + z * se) / b.value * 100
+    p = _p_value(shift, se)
+    return Difference(a.value, b.value, pct, low, high, p, a.n, b.n, _verdict(shift, p, alpha))
+
+
+def compare_rates(
+    events_a: np.ndarray,
+    trials_a: np.ndarray,
+    events_b: np.ndarray,
+    trials_b: np.ndarray,
+    alpha: float,
+    min_jobs: int,
+) -> Difference:
+    """Rate events / trials of a against b, per stratum arrays: the mix-weighted rates, a pooled
+    two-proportion z-test summed over strata for the verdict, and a log rate-ratio interval
+    (null while either side has no event); a claim needs the test and, where there is one, the
+    interval. 'not enough data' below MIN_JOBS trials or, unless the rates are equal, MIN_EVENTS
+    expected events on a side."""
+    ea, ta, eb, tb = (
+        np.asarray(x, dtype=np.float64) for x in (events_a, trials_a, events_b, trials_b)
+    )
+    matched = (ta > 0) & (tb > 0)
+    n_a, n_b = int(ta[matched].sum()), int(tb[matched].sum())
+    if not matched.any():
+        return Difference(None, None, None, None, None, None, 0, 0, NOT_ENOUGH)
+    ea, ta, eb, tb = ea[matched], ta[matched], eb[matched], tb[matched]
+    mix = (ta + tb) / (ta + tb).sum()
+    rate_a, rate_b = float(mix @ (ea / ta)), float(mix @ (eb / tb))
+    pct = _pct(rate_a, rate_b)
+    if min(n_a, n_b) < min_jobs:
+        return Difference(rate_a, rate_b, pct, None, None, None, n_a, n_b, NOT_ENOUGH)
+    pooled = (ea + eb) / (ta + tb)
+    shift = rate_a - rate_b
+    if shift != 0 and min(ta @ pooled, tb @ pooled) < MIN_EVENTS:
+        return Difference(rate_a, rate_b, pct, None, None, None, n_a, n_b, NOT_ENOUGH)
+    se = math.sqrt(float(mix**2 @ (pooled * (1 - pooled) * (1 / ta + 1 / tb))))
+    p = _p_value(shift, se)
+    low = high = None
+    if rate_a > 0 and rate_b > 0:
+        var_a = float(mix**2 @ (ea / ta * (1 - ea / ta) / ta)) / rate_a**2
+        var_b = float(mix**2 @ (eb / tb * (1 - eb / tb) / tb)) / rate_b**2
+        z, log_se = _z(alpha), math.sqrt(var_a + var_b)
+        low = math.expm1(math.log(rate_a / rate_b) - z * log_se) * 100
+        high = math.expm1(math.log(rate_a / rate_b) + z * log_se) * 100
+    # The interval and the test can disagree near the edge: a claim needs both.
+    verdict = NO_CLEAR if low is not None and high is not None and low <= 0 <= high else None
+    return Difference(
+        rate_a, rate_b, pct, low, high, p, n_a, n_b, verdict or _verdict(shift, p, alpha)
+    )
+
+
+def _z(alpha: float) -> float:
+    """The two-sided normal critical value at level alpha."""
+    return NormalDist().inv_cdf(1 - alpha / 2)
+
+
+def _p_value(shift: float, se: float) -> float:
+    """Two-sided normal p-value of shift / se (erfc keeps tiny p-values exact)."""
+    if se <= 0:
+        return 1.0 if shift == 0 else 0.0
+    return math.erfc(abs(shift / se) / math.sqrt(2))
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return (a - b) / b * 100
+
+
+def _verdict(shift: float, p: float, alpha: float) -> str:
+    if p >= alpha or shift == 0:
+        return NO_CLEAR
+    return HIGHER if shift > 0 else LOWER
