@@ -17,6 +17,7 @@ from lake import thresholds
 from lake.thresholds import Threshold, ThresholdError
 
 NEW = 0  # the "edit" choice that starts a new threshold
+CUSTOM = "another quality score"  # the metric choice that takes its name from the text box
 _P = "th:"  # prefix of this form's session keys
 FIELDS = ("metric", "scope", "scope_id", "warning", "critical", "enabled")
 
@@ -70,13 +71,12 @@ def _buttons(lake: Path, t: Threshold) -> None:
 def _fields(custom: list[str]) -> None:
     """The form's widgets; `custom` are the custom score names thresholds already use."""
     errors: dict[str, str] = st.session_state.get(_P + "errors", {})
-    metrics = [*thresholds.THRESHOLD_METRICS, *custom]
-    st.selectbox(
-        "Metric",
-        metrics,
-        key=_P + "metric",
-        accept_new_options=True,
-        help="A listed metric, or type the name of a custom quality score.",
+    left, right = st.columns(2)
+    left.selectbox("Metric", [*thresholds.THRESHOLD_METRICS, *custom, CUSTOM], key=_P + "metric")
+    right.text_input(
+        "Custom score name",
+        key=_P + "custom",
+        help=f"With metric '{CUSTOM}': the name of a quality score jobs send.",
     )
     _error(errors, "metric")
     left, right = st.columns(2)
@@ -108,12 +108,15 @@ def _fill(t: Threshold | None) -> None:
     for field in FIELDS:
         value = getattr(t, field)
         st.session_state[_P + field] = "" if field == "scope_id" and value is None else value
+    st.session_state[_P + "custom"] = ""
     st.session_state[_P + "errors"] = {}
 
 
 def _save(lake: Path, id: int | None) -> None:
     s = st.session_state
     typed_in: dict[str, Any] = {f: s.get(_P + f) for f in FIELDS}
+    if typed_in["metric"] == CUSTOM:
+        typed_in["metric"] = s.get(_P + "custom", "")
     typed = Threshold(id, **typed_in)
     try:
         saved = thresholds.save_threshold(lake, typed)

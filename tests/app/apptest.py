@@ -33,9 +33,10 @@ def open_page(
     return at
 
 
-def rerun(at: AppTest) -> AppTest:
-    """Run again after a widget change; fails on an exception."""
-    at.run()
+def rerun(changed: Any) -> AppTest:
+    """Run the app again after a widget change (`changed`: the AppTest or the widget); fails on
+    an exception."""
+    at: AppTest = changed.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
