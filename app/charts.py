@@ -212,3 +212,66 @@ def _marks(chart: alt.Chart, mark: str) -> alt.Chart:
     if mark == "bar":
         return chart.mark_bar()
     return chart.mark_line(point=True)
+
+
+# Static charts: no selection or zoom, so they read the same in the app and in a PNG (the PDF
+# report draws them through vl-convert).
+
+
+def lines(
+    frame: pl.DataFrame, x: str, value: str, title: str, color: str | None = None
+) -> alt.Chart:
+    """`value` over the UTC days in `x` as a line with points; with `color`, one line per value."""
+    hue = alt.Color(f"{color}:N", title=None) if color else alt.value(GOOD)
+    tooltip = [day_tooltip(x)] + ([alt.Tooltip(f"{color}:N")] if color else [])
+    return (
+        alt.Chart(plain(frame))
+        .mark_line(point=True)
+        .encode(
+            x=day_x(x),
+            y=alt.Y(f"{value}:Q", title=title),
+            color=hue,
+            tooltip=[*tooltip, alt.Tooltip(f"{value}:Q", title=title, format=",.4~f")],
+        )
+        .properties(height=260)
+    )
+
+
+def day_bars(
+    frame: pl.DataFrame, x: str, value: str, title: str, color: str | None = None
+) -> alt.Chart:
+    """`value` per UTC day in `x`, one bar as wide as its day; with `color`, stacked per value."""
+    hue = alt.Color(f"{color}:N", title=None) if color else alt.value(GOOD)
+    tooltip = [day_tooltip(x)] + ([alt.Tooltip(f"{color}:N")] if color else [])
+    return (
+        alt.Chart(plain(frame))
+        .mark_bar()
+        .encode(
+            x=day_x(x, whole_days=True),
+            y=alt.Y(f"sum({value}):Q", title=title, stack=True),
+            color=hue,
+            tooltip=[*tooltip, alt.Tooltip(f"sum({value}):Q", title=title, format=",.4~f")],
+        )
+        .properties(height=260)
+    )
+
+
+def stacked_bars(
+    frame: pl.DataFrame, category: str, value: str, color: str, title: str
+) -> alt.Chart:
+    """Horizontal bars of `value` per `category`, stacked per `color` value, largest total first."""
+    return (
+        alt.Chart(plain(frame))
+        .mark_bar()
+        .encode(
+            x=alt.X(f"sum({value}):Q", title=title, stack=True),
+            y=alt.Y(f"{category}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=320)),
+            color=alt.Color(f"{color}:N", title=None),
+            tooltip=[
+                alt.Tooltip(f"{category}:N"),
+                alt.Tooltip(f"{color}:N"),
+                alt.Tooltip(f"sum({value}):Q", title=title, format=",.4~f"),
+            ],
+        )
+        .properties(height=alt.Step(22))
+    )
