@@ -93,8 +93,14 @@ def common_mix(
     return np.divide(both, total, out=np.zeros_like(both), where=total > 0)
 
 
+def _columns(values: np.ndarray, dtype: type) -> np.ndarray:
+    """`values` as a 2-D array (jobs x columns): a 1-D array is one column."""
+    values = np.asarray(values, dtype=dtype)
+    return values[:, None] if values.ndim == 1 else values
+
+
 def _stratum_counts(strata: np.ndarray, present: np.ndarray, size: int) -> np.ndarray:
-    present = np.asarray(present, dtype=bool).reshape(len(strata), -1)
+    present = _columns(present, bool)
     return np.column_stack([np.bincount(strata[col], minlength=size) for col in present.T]).astype(
         np.float64
     )
@@ -102,7 +108,7 @@ def _stratum_counts(strata: np.ndarray, present: np.ndarray, size: int) -> np.nd
 
 def _job_weights(strata: np.ndarray, present: np.ndarray, mix: np.ndarray) -> np.ndarray:
     """Per job and column: its stratum's weight shared among the group's present values there."""
-    present = np.asarray(present, dtype=bool).reshape(len(strata), -1)
+    present = _columns(present, bool)
     counts = _stratum_counts(strata, present, len(mix))
     share = np.divide(mix, counts, out=np.zeros_like(mix), where=counts > 0)
     return np.where(present, share[strata], 0.0)
@@ -148,8 +154,10 @@ def bootstrap_estimates(
     its present values; then one more: the mix-weighted q-quantile of column `quantile_of` (the
     smallest value with at least a share q of the weight at or below it). Each with the standard
     error of a stratified bootstrap (the same resamples serve every column)."""
-    values = np.asarray(values, dtype=np.float64).reshape(len(strata), -1)
+    values = _columns(values, np.float64)
     strata = np.asarray(strata, dtype=np.int64)
+    if len(strata) == 0:
+        return [Estimate(None, None, 0)] * (values.shape[1] + 1)
     weights = _job_weights(strata, ~np.isnan(values), mix)
     used = [*(weights > 0).sum(axis=0), (weights[:, quantile_of] > 0).sum()]
     points = [*(weights * np.nan_to_num(values)).sum(axis=0)]
@@ -233,10 +241,9 @@ def compare_rates(
     min_jobs: int,
 ) -> Difference:
     """Rate events / trials of a against b, per stratum arrays: the mix-weighted rates, a pooled
-    two-proportion z-test summed over strata for the verdict, and a log rate-ratio interval
-    (null while either side has no event); a claim needs the test and, where there is one, the
-    interval. 'not enough data' below MIN_JOBS trials or, unless the rates are equal, MIN_EVENTS
-    expected events on a side."""
+    two-proportion z-test summed over strata for the verdict and p-value, and the interval of the
+    rate ratio that test implies (null while either side has no event). 'not enough data' below
+    MIN_JOBS trials or, unless the rates are equal, MIN_EVENTS expected events on a side."""
     ea, ta, eb, tb = (
         np.asarray(x, dtype=np.float64) for x in (events_a, trials_a, events_b, trials_b)
     )
@@ -257,17 +264,13 @@ def compare_rates(
     se = math.sqrt(float(mix**2 @ (pooled * (1 - pooled) * (1 / ta + 1 / tb))))
     p = _p_value(shift, se)
     low = high = None
-    if rate_a > 0 and rate_b > 0:
-        var_a = float(mix**2 @ (ea / ta * (1 - ea / ta) / ta)) / rate_a**2
-        var_b = float(mix**2 @ (eb / tb * (1 - eb / tb) / tb)) / rate_b**2
-        z, log_se = _z(alpha), math.sqrt(var_a + var_b)
-        low = math.expm1(math.log(rate_a / rate_b) - z * log_se) * 100
-        high = math.expm1(math.log(rate_a / rate_b) + z * log_se) * 100
-    # The interval and the test can disagree near the edge: a claim needs both.
-    verdict = NO_CLEAR if low is not None and high is not None and low <= 0 <= high else None
-    return Difference(
-        rate_a, rate_b, pct, low, high, p, n_a, n_b, verdict or _verdict(shift, p, alpha)
-    )
+    if rate_a > 0 and rate_b > 0 and shift != 0 and se > 0:
+        # Test-based (Miettinen) limits: the log rate ratio's standard error implied by the z
+        # above, so the interval excludes 0 exactly when the test rejects.
+        log_ratio = math.log(rate_a / rate_b)
+        half = _z(alpha) * log_ratio / (shift / se)
+        low, high = math.expm1(log_ratio - half) * 100, math.expm1(log_ratio + half) * 100
+    return Difference(rate_a, rate_b, pct, low, high, p, n_a, n_b, _verdict(shift, p, alpha))
 
 
 def _z(alpha: float) -> float:

@@ -165,23 +165,24 @@ def _rates(ea: list[int], ta: list[int], eb: list[int], tb: list[int], alpha: fl
 
 def test_rates_pooled_z_and_rate_ratio_interval() -> None:
     # 30/100 against 5/100: pooled 0.175, se sqrt(0.175 * 0.825 * 0.02) = 0.053735,
-    # z = 0.25 / 0.053735 = 4.6524, p = 3.2806e-6; log(6) -+ 1.95996 * sqrt(1/30 - 1/100 + 1/5
-    # - 1/100) for the interval.
+    # z = 0.25 / 0.053735 = 4.6524, p = 3.2806e-6; the interval log(6) -+ 1.95996 * log(6) / z.
     diff = _rates([30], [100], [5], [100])
     assert (diff.a, diff.b, diff.pct_diff) == (0.3, 0.05, pytest.approx(500.0))
     assert diff.p_value == pytest.approx(3.2806e-6, rel=1e-3)
-    assert diff.ci_low == pytest.approx(142.66, rel=1e-4)
-    assert diff.ci_high == pytest.approx(1383.56, rel=1e-4)
+    assert diff.ci_low == pytest.approx(182.054, rel=1e-4)
+    assert diff.ci_high == pytest.approx(1176.349, rel=1e-4)
     assert diff.verdict == st.HIGHER
 
 
-def test_rates_claim_only_when_test_and_interval_agree() -> None:
-    # 20/100 against 10/100: z = 1.9803, p = 0.0477 < 0.05, but the interval
-    # exp(log 2 -+ 1.95996 * sqrt(0.13)) - 1 = [-1.34%, 305.4%] holds 0.
+def test_rate_interval_agrees_with_the_test() -> None:
+    # 20/100 against 10/100: z = 1.9803 > 1.95996 (p = 0.0477); the interval
+    # log 2 -+ 1.95996 * log 2 / 1.9803 just misses 0: [0.714%, 297.16%].
     diff = _rates([20], [100], [10], [100])
     assert diff.p_value == pytest.approx(0.047670, rel=1e-4)
-    assert diff.ci_low == pytest.approx(-1.3437, rel=1e-3)
-    assert diff.verdict == st.NO_CLEAR
+    assert diff.ci_low == pytest.approx(0.71417, rel=1e-3)
+    assert diff.ci_high == pytest.approx(297.1636, rel=1e-4)
+    assert diff.verdict == st.HIGHER
+    assert _rates([20], [100], [10], [100], alpha=0.04).verdict == st.NO_CLEAR
 
 
 @pytest.mark.parametrize(
