@@ -7,7 +7,7 @@ nothing of the consumer or the broker; the tests fill it by hand.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -26,12 +26,13 @@ _EPOCH = date(1970, 1, 1)
 
 @dataclass
 class PartitionBuffer:
-    """Records read from one Kafka partition since its last flush, kept raw until the flush."""
+    """Offsets, bytes and quarantined messages read from one Kafka partition since the flush."""
 
     first_offset: int
     last_offset: int = -1
+    records: int = 0
     bytes: int = 0
-    records: list[Record] = field(default_factory=list)
+    quarantined: int = 0
 
 
 class Record(NamedTuple):
@@ -53,11 +54,16 @@ class Decoded:
     quarantined: int
 
 
+#: Records decoded together as they arrive, while the consumer reads the next ones.
+CHUNK = 4096
+
+
 class Batch:
     """Everything read since the last flush, buffered per Kafka partition.
 
-    Records are decoded at the flush, all at once: `ingest.columnar` takes what it can prove
+    Records are decoded in chunks as they arrive: `ingest.columnar` takes what it can prove
     valid in bulk, `ingest.decode` takes the rest one by one (`columnar=False`: all of them).
+    The flush then only sorts, stamps and cuts the decoded rows by day.
     """
 
     def __init__(self, topic: str, oldest_day: date | None = None, columnar: bool = True) -> None:
@@ -65,27 +71,41 @@ class Batch:
         self.oldest_day = oldest_day
         self.columnar = columnar
         self.partitions: dict[int, PartitionBuffer] = {}
+        self._pending: list[Record] = []
+        # Decoded rows per lake table, in the staging shape (see `_staged`).
+        self._decoded: dict[str, list[pa.Table]] = defaultdict(list)
 
     @property
     def records(self) -> int:
-        return sum(len(b.records) for b in self.partitions.values())
+        return sum(b.records for b in self.partitions.values())
 
     @property
     def bytes(self) -> int:
         return sum(b.bytes for b in self.partitions.values())
 
-    def add(self, record: Record) -> None:
-        """Buffer one record in its partition's buffer."""
+    def add(self, record: Record, now: datetime) -> None:
+        """Buffer one record; every CHUNK records, decode those pending.
+
+        `now` (UTC) bounds how far in the future an event may lie.
+        """
         buf = self.partitions.get(record.partition)
         if buf is None:
             buf = self.partitions[record.partition] = PartitionBuffer(record.offset)
         buf.last_offset = record.offset
+        buf.records += 1
         buf.bytes += len(record.value or b"")
-        buf.records.append(record)
+        self._pending.append(record)
+        if len(self._pending) >= CHUNK:
+            self._decode_pending(now)
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its records will be read again)."""
         self.partitions.pop(partition, None)
+        self._pending = [r for r in self._pending if r.partition != partition]
+        for name, parts in self._decoded.items():
+            self._decoded[name] = [
+                p.filter(pc.not_equal(p.column("kafka_partition"), partition)) for p in parts
+            ]
 
     def offset_ranges(self) -> list[str]:
         """`topic:partition:first-last` of every buffered partition, the flush's identity."""
@@ -99,29 +119,33 @@ class Batch:
         return {p: b.last_offset + 1 for p, b in self.partitions.items()}
 
     def decode(self, now: datetime) -> Decoded:
-        """The buffered records as Arrow tables per (lake table, day), rows in Kafka order.
+        """The buffered records as Arrow tables per (lake table, day), rows in Kafka order
+        (partition, offset); `now` (UTC) stamps `ingested_at`."""
+        self._decode_pending(now)
+        out = []
+        for name, parts in self._decoded.items():
+            out += _by_day(TABLES[name], pa.concat_tables(parts), now)
+        quarantined = sum(b.quarantined for b in self.partitions.values())
+        return Decoded(sorted(out, key=lambda t: (t[0].name, t[1])), quarantined)
 
-        `now` (UTC) bounds how far in the future an event may lie and stamps `ingested_at`.
-        """
-        records = [r for _, buf in sorted(self.partitions.items()) for r in buf.records]
-        values = [r.value for r in records]
+    def _decode_pending(self, now: datetime) -> None:
+        records, self._pending = self._pending, []
+        if not records:
+            return
         if self.columnar:
-            fast = columnar.decode_batch(values, now, self.oldest_day)
+            fast = columnar.decode_batch([r.value for r in records], now, self.oldest_day)
             pieces, slow = fast.tables, fast.slow
         else:
             pieces, slow = {}, list(range(len(records)))
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        quarantined = 0
         for i in slow:
             if not self._decode_one(records[i], i, now, rows):
-                quarantined += 1
+                self.partitions[records[i].partition].quarantined += 1
         for name, table_rows in rows.items():
             pieces.setdefault(name, []).append(to_arrow(TABLES[name], table_rows, None, pos=True))
-        out = []
         for name, parts in pieces.items():
             staged = pa.concat_tables([_staged(TABLES[name], p) for p in parts])
-            out += _by_day(TABLES[name], _with_kafka(staged, records), now)
-        return Decoded(sorted(out, key=lambda t: (t[0].name, t[1])), quarantined)
+            self._decoded[name].append(_with_kafka(staged, records))
 
     def _decode_one(
         self, record: Record, pos: int, now: datetime, rows: dict[str, list[dict[str, Any]]]
@@ -155,19 +179,20 @@ def _staged(table: Table, part: pa.Table) -> pa.Table:
 
 
 def _with_kafka(data: pa.Table, records: list[Record]) -> pa.Table:
-    """Fill kafka_partition / kafka_offset from each row's record (tables that have them)."""
+    """Swap `_pos` (a row's place in `records`) for its Kafka partition and offset."""
     pos = data.column(columnar.POS)
     partitions = pa.array([r.partition for r in records], pa.int32()).take(pos)
     offsets = pa.array([r.offset for r in records], pa.int64()).take(pos)
+    data = data.drop_columns([columnar.POS])
     return data.append_column("kafka_partition", partitions).append_column("kafka_offset", offsets)
 
 
 def _by_day(table: Table, data: pa.Table, now: datetime) -> list[tuple[Table, date, pa.Table]]:
     """Rows sorted into Kafka order, stamped, cut by the UTC day of the partition column."""
-    order = [(columnar.POS, "ascending")]
+    order = [("kafka_partition", "ascending"), ("kafka_offset", "ascending")]
     if "stage_index" in data.column_names:
         order.append(("stage_index", "ascending"))
-    data = data.sort_by(order).drop_columns([columnar.POS])
+    data = data.sort_by(order)
     stamp = pa.repeat(pa.scalar(now, type=table.schema.field("ingested_at").type), data.num_rows)
     data = data.append_column("ingested_at", stamp).select(table.schema.names).cast(table.schema)
     days = pc.divide(data.column(table.partition_by).cast(pa.int64()), _DAY_US)

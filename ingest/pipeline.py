@@ -74,8 +74,9 @@ class Pipeline:
             return
         if self._oldest_at is None:
             self._oldest_at = time.monotonic()
+        now = datetime.now(UTC)
         for record in records:
-            self._batch.add(record)
+            self._batch.add(record, now)
         self.stats.records += len(records)
 
     def due(self) -> bool:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from ingest import columnar
-from ingest.batch import Batch, Record
+from ingest.batch import CHUNK, Batch, Record
 from ingest.decode import RULES
 from ingest.demo import studio_messages
 from tests.events import bad_lines, example
@@ -68,7 +68,7 @@ def _records(values: list[bytes | None]) -> list[Record]:
 def _decoded(records: list[Record], columnar_path: bool) -> tuple[dict, int]:
     batch = Batch("t", oldest_day=date(2021, 1, 1), columnar=columnar_path)
     for r in records:
-        batch.add(r)
+        batch.add(r, NOW)
     decoded = batch.decode(NOW)
     tables = {(t.name, day): _rows(data) for t, day, data in decoded.tables}
     return tables, decoded.quarantined
@@ -140,7 +140,7 @@ def test_rows_keep_kafka_order_and_positions() -> None:
     values[3] = orjson.dumps(job | {"event_id": "e3", "workflow_name": None})  # the slow path
     batch = Batch("t", oldest_day=date(2021, 1, 1))
     for r in _records(values):
-        batch.add(r)
+        batch.add(r, NOW)
     decoded = batch.decode(NOW)
     jobs = next(d for t, _, d in decoded.tables if t.name == "jobs")
     # Records 0..4 came on partitions 0, 1, 2, 0, 1: rows follow partition, then offset.
@@ -148,3 +148,22 @@ def test_rows_keep_kafka_order_and_positions() -> None:
     assert jobs.column("kafka_partition").to_pylist() == [0, 0, 1, 1]
     assert jobs.column("kafka_offset").to_pylist() == [0, 3, 1, 4]
     assert decoded.quarantined == 1
+
+
+def test_a_dropped_partition_loses_its_decoded_rows_and_quarantine() -> None:
+    job = example("job.completed")
+    records = [
+        Record("t", i % 2, i // 2, 0, None, orjson.dumps(job | {"event_id": f"e{i}"}))
+        for i in range(CHUNK + 10)  # the first CHUNK records are decoded before the drop
+    ]
+    records += [Record("t", 1, 10_000, 0, None, b"bad"), Record("t", 0, 10_000, 0, None, b"x")]
+    batch = Batch("t", oldest_day=date(2021, 1, 1))
+    for r in records:
+        batch.add(r, NOW)
+    batch.drop(1)
+    decoded = batch.decode(NOW)
+    jobs = next(d for t, _, d in decoded.tables if t.name == "jobs")
+    assert set(jobs.column("kafka_partition").to_pylist()) == {0}
+    assert jobs.num_rows == (CHUNK + 10) // 2
+    assert decoded.quarantined == 1
+    assert batch.next_offsets() == {0: 10_001}
