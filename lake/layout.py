@@ -103,8 +103,19 @@ def fsync_dir(folder: Path) -> None:
 
 
 def metadata_db(lake: Path) -> Path:
-    """The lake's small transactional store (alert thresholds), a SQLite file beside lake.json."""
+    """The lake's small transactional store (alert thresholds, report schedules and runs), a SQLite
+    file beside lake.json."""
     return lake / "_meta" / "perflake.sqlite"
+
+
+def report_history(lake: Path) -> Path:
+    """The folder of every report file the scheduler generated: `<lake>/_reports`."""
+    return lake / "_reports"
+
+
+def report_run_dir(lake: Path, period_start: date, run_id: int) -> Path:
+    """The files of one scheduled run: `<lake>/_reports/<yyyy>/run-<id>` (year of its period)."""
+    return report_history(lake) / f"{period_start.year:04d}" / f"run-{run_id}"
 
 
 def read_meta(lake: Path) -> dict[str, object]:
