@@ -43,8 +43,8 @@ def day_x(
     """A UTC day axis on `field`; with `zoom`, its domain follows that brush; `whole_days` makes
     each mark (a bar) as wide as its day."""
     scale = alt.Scale(type="utc", domain=zoom) if zoom is not None else alt.Scale(type="utc")
-    unit = {"timeUnit": "utcyearmonthdate"} if whole_days else {}
-    return alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format=DAY_FORMAT), **unit)
+    x = alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format=DAY_FORMAT))
+    return x.timeUnit("utcyearmonthdate") if whole_days else x
 
 
 def day_tooltip(field: str, title: str = "Day (UTC)") -> alt.Tooltip:

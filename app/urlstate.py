@@ -91,6 +91,16 @@ def multiselect(
     return chosen
 
 
+def text(name: str, label: str, default: str = "", container: Any = st, **kwargs: Any) -> str:
+    """A text input bound to `?name=`."""
+    raw = _raw(name)
+    value = raw[0] if raw else default
+    chosen: str = _bound(
+        name, value, [default] if default else [], container.text_input, label, **kwargs
+    )
+    return chosen
+
+
 def day(name: str, label: str, default: date, container: Any = st, **kwargs: Any) -> date:
     """A date input bound to `?name=YYYY-MM-DD`."""
     raw = _raw(name)

@@ -63,23 +63,22 @@ def _periods(filters: Filters, ids: list[str]) -> None:
     workflow = urlstate.selectbox("compare_workflow", "Workflow", ids, container=left)
     assert filters.start is not None and filters.end is not None
     middle = filters.start + timedelta(days=(filters.end - filters.start).days // 2 + 1)
-    split = urlstate.day("split", "Split day (first day of 'after')", middle, container=right)
+    split = urlstate.day("split", "Split day (the first day 'since')", middle, container=right)
     comparison = cached.result(compare.compare_periods, filters, workflow, split)
     _show(comparison, f"compare_{workflow}_split_{split}")
 
 
 def _versions(filters: Filters, ids: list[str]) -> None:
     workflow = urlstate.selectbox("compare_workflow", "Workflow", ids)
-    versions = cached.result(compare.workflow_versions, filters, workflow)
-    known = versions.get_column("workflow_version").to_list()
-    if len(known) < 2:
-        st.info(f"{workflow} ran {len(known)} version(s) in this range: two are needed.")
-        return
+    # Typed, not picked: no query lists a workflow's versions yet.
     left, right = st.columns(2)
-    version_a = urlstate.selectbox("version_a", "Version A", known, known[-1], container=left)
-    version_b = urlstate.selectbox("version_b", "Version B", known, known[-2], container=right)
+    version_a = urlstate.text("version_a", "Version A (workflow_version)", container=left).strip()
+    version_b = urlstate.text("version_b", "Version B, the baseline", container=right).strip()
+    if not version_a or not version_b:
+        st.info(f"Type two workflow_version values of {workflow} to compare.")
+        return
     if version_a == version_b:
-        st.info("Pick two different versions.")
+        st.info("Type two different versions.")
         return
     comparison = cached.result(compare.compare_versions, filters, workflow, version_a, version_b)
     _show(comparison, f"compare_{workflow}_{version_a}_vs_{version_b}")

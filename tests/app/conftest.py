@@ -106,8 +106,9 @@ def empty_lake(tmp_path: Path) -> Path:
 
 
 # The farm the analysis pages are tested on: 2025-06-01..05 (UTC), three workflows on three L40S
-# workers, 12 jobs a day (60, 20 per worker) and 5 failures. Every job's figures follow from its number i, so a
-# test can work out what a page must show:
+# workers, 18 jobs a day 50 minutes apart from 06:00 (90 jobs: 30 per workflow, enough for the
+# comparison's verdicts, and 30 per worker) and 5 failures (the day's first job, always wf-a).
+# Every job's figures follow from its number i, so a test can work out what a page must show:
 #   workflow  wf-a (i % 3 == 0), wf-b (1), wf-c (2); wf-a is version v1 before 06-04, v2 after
 #   worker    gpu-01 / gpu-02 / gpu-03 by i % 3 shifted by the day; gpu-03 runs 40% slower
 #   project   p-1 for even i, p-2 for odd; scene idle / walk by i % 2 (as project); tier 1080p
@@ -116,7 +117,7 @@ def empty_lake(tmp_path: Path) -> Path:
 #   params    cfg_scale 6 or 7 (i % 2), steps 30, lora_strength; stages load_model + sample
 #   vram      12000 of 24000 MB, but 22000 (92%) on job 7 and 23500 (98%) on job 11
 FARM_DAYS = 5
-FARM_JOBS_PER_DAY = 12
+FARM_JOBS_PER_DAY = 18
 FARM_WORKFLOWS = ("wf-a", "wf-b", "wf-c")
 FARM_WORKERS = ("gpu-01", "gpu-02", "gpu-03")
 
@@ -131,7 +132,7 @@ def farm_events() -> list[dict]:
             1.4 if worker == "gpu-03" else 1
         )
         lora = (i % 5) / 4
-        at = datetime(2025, 6, 1 + day, 8 + n, tzinfo=UTC)
+        at = datetime(2025, 6, 1 + day, 6, tzinfo=UTC) + timedelta(minutes=50 * n)
         job = {
             "job_id": f"job-{i}",
             "workflow_id": workflow,
@@ -202,7 +203,7 @@ FARM_ALERTS: list[dict] = [
     {
         "event_id": "job-7",
         "metric": "vram_peak_pct",
-        "occurred_at": datetime(2025, 6, 1, 15, tzinfo=UTC),
+        "occurred_at": datetime(2025, 6, 1, 11, 50, tzinfo=UTC),
         "level": "warning",
         "value": 22_000 / 24_000 * 100,
         "threshold": 85.0,
@@ -217,7 +218,7 @@ FARM_ALERTS: list[dict] = [
     {
         "event_id": "job-11",
         "metric": "vram_peak_pct",
-        "occurred_at": datetime(2025, 6, 1, 19, tzinfo=UTC),
+        "occurred_at": datetime(2025, 6, 1, 15, 10, tzinfo=UTC),
         "level": "critical",
         "value": 23_500 / 24_000 * 100,
         "threshold": 95.0,

@@ -24,10 +24,10 @@ def test_page_shows_totals_volume_ranking_and_alerts(
         "p95 time per frame",
         "Peak VRAM",
     ]
-    # 60 jobs of 24 frames, 5 failures: 60 / 65 succeeded; job 11 peaked at 23,500 MB.
-    assert metrics["Jobs"] == "60"
-    assert metrics["Frames"] == "1,440"
-    assert metrics["Success rate"] == "92.3%"
+    # 90 jobs of 24 frames, 5 failures: 90 / 95 succeeded; job 11 peaked at 23,500 MB.
+    assert metrics["Jobs"] == "90"
+    assert metrics["Frames"] == "2,160"
+    assert metrics["Success rate"] == "94.7%"
     assert metrics["Peak VRAM"] == "22.9 GB"
     # The five days before hold nothing: no change to show.
     assert all(m.proto.delta == "" for m in at.metric)
@@ -52,9 +52,9 @@ def test_ranking_metric_is_chosen_and_kept_in_the_url(
     at.selectbox(key="url:rank_by").set_value("failure_rate")
     rerun(at)
     best = at.dataframe[0].value
-    # Every failure is wf-a's: 5 of its 25 attempts.
+    # Every failure is wf-a's: 5 of its 35 attempts.
     assert list(best["workflow_id"]) == ["wf-b", "wf-c", "wf-a"]
-    assert list(best["value"]) == [0.0, 0.0, 0.2]
+    assert list(best["value"]) == pytest.approx([0.0, 0.0, 5 / 35])
     assert at.query_params["rank_by"] == "failure_rate"
     assert "csv-workflows_top_failure_rate" in [b.key for b in at.get("download_button")]
 
@@ -64,15 +64,15 @@ def test_sidebar_filter_changes_the_totals(
 ) -> None:
     at = open_page(farm_lake, "overview", monkeypatch, **FARM_DAYS, project="p-1")
     metrics = {m.label: m.value for m in at.metric}
-    # p-1 holds the even jobs (30) and every failure (the day's first job, i % 12 == 0).
-    assert metrics["Jobs"] == "30"
-    assert metrics["Success rate"] == "85.7%"
+    # p-1 holds the even jobs (45) and every failure (the day's first job, i % 18 == 0).
+    assert metrics["Jobs"] == "45"
+    assert metrics["Success rate"] == "90.0%"
     # No alert on p-1 (jobs 7 and 11 are p-2).
     assert [s.value for s in at.success] == ["No alert was raised in this range."]
 
 
 def test_previous_period_gives_the_change(farm_lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 06-04..05 against 06-02..03: 24 jobs each, so no change in jobs.
+    # 06-04..05 against 06-02..03: 36 jobs each, so no change in jobs.
     at = open_page(
         farm_lake,
         "overview",
@@ -81,4 +81,4 @@ def test_previous_period_gives_the_change(farm_lake: Path, monkeypatch: pytest.M
         **{"from": "2025-06-04", "to": "2025-06-05"},
     )
     jobs = next(m for m in at.metric if m.label == "Jobs")
-    assert (jobs.value, jobs.proto.delta) == ("24", "+0.0%")
+    assert (jobs.value, jobs.proto.delta) == ("36", "+0.0%")

@@ -22,13 +22,13 @@ def test_page_shows_series_trends_correlations_and_configurations(
     # The series, the score trends and the scatter.
     assert len(at.get("vega_lite_chart")) == 3
     correlations, best, worst = (d.value for d in at.dataframe)
-    # Every workflow ran 20 jobs: the first one by id is the default; likeness follows
+    # Every workflow ran 30 jobs: the first one by id is the default; likeness follows
     # lora_strength exactly (0.5 + 0.4 * lora), so it leads with r = 1.
     assert at.selectbox(key="url:quality_workflow").value == "wf-a"
     first = correlations.iloc[0]
     assert (first["param"], first["score"]) == ("lora_strength", "likeness")
     assert first["spearman_r"] == pytest.approx(1.0)
-    # cfg_scale x lora_strength: 10 configurations of 2 jobs, likeness 0.9 at lora 1, 0.5 at 0.
+    # cfg_scale x lora_strength: 10 configurations of 3 jobs, likeness 0.9 at lora 1, 0.5 at 0.
     assert list(best["value"]) == pytest.approx([0.9, 0.9, 0.8, 0.8, 0.7])
     assert list(best["params"][:2]) == [
         "cfg_scale=6, lora_strength=1, steps=30",
@@ -64,7 +64,7 @@ def test_metric_and_grain_are_chosen(farm_lake: Path, monkeypatch: pytest.Monkey
     assert (at.query_params["metric"], at.query_params["grain"]) == ("jobs", "week")
     # 2025-06-01 is a Sunday: its week began 05-26; the other four days are the next week's.
     weeks = [(row["period"], row["value"]) for row in chart_rows(at.get("vega_lite_chart")[0])]
-    assert weeks == [("2025-05-26", 12), ("2025-06-02", 48)]
+    assert weeks == [("2025-05-26", 18), ("2025-06-02", 72)]
 
 
 def test_too_few_jobs_per_configuration_says_so(

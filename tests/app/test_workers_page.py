@@ -13,7 +13,7 @@ def test_page_flags_the_slow_worker(farm_lake: Path, monkeypatch: pytest.MonkeyP
     at = open_page(farm_lake, "workers", monkeypatch, **FARM_DAYS)
     assert [t.value for t in at.title] == ["Workers"]
     metrics = {m.label: m.value for m in at.metric}
-    # gpu-03 runs every workflow 40% slower than gpu-01 and gpu-02, over its 20 jobs.
+    # gpu-03 runs every workflow 40% slower than gpu-01 and gpu-02, over its 30 jobs.
     assert metrics["Workers"] == "3"
     assert metrics["Underperformers"] == "1"
     [warning] = at.warning
@@ -21,7 +21,7 @@ def test_page_flags_the_slow_worker(farm_lake: Path, monkeypatch: pytest.MonkeyP
     flagged, fleet = (d.value for d in at.dataframe)
     assert list(flagged["worker_id"]) == ["gpu-03"]
     assert list(fleet["worker_id"]) == ["gpu-01", "gpu-02", "gpu-03"]
-    assert list(fleet["jobs"]) == [20, 20, 20]
+    assert list(fleet["jobs"]) == [30, 30, 30]
     assert list(fleet["underperformer"]) == [False, False, True]
     assert len(at.get("vega_lite_chart")) == 1
     assert downloads(at) == ["underperformers", "worker_summary"]

@@ -20,9 +20,9 @@ def test_page_shows_every_section(farm_lake: Path, monkeypatch: pytest.MonkeyPat
     ]
     summary = at.dataframe[0].value
     assert list(summary["workflow_id"]) == ["wf-a", "wf-b", "wf-c"]
-    # 60 jobs, i % 3 picks the workflow; one failure a day on the day's first job (i % 12 == 0,
+    # 90 jobs, i % 3 picks the workflow; one failure a day on the day's first job (i % 18 == 0,
     # so always wf-a).
-    assert list(summary["jobs"]) == [20, 20, 20]
+    assert list(summary["jobs"]) == [30, 30, 30]
     assert list(summary["failures"]) == [5, 0, 0]
     # Two histograms, four GPU time bars (one per tab) and the stage bars.
     assert len(at.get("vega_lite_chart")) == 7
