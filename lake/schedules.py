@@ -69,7 +69,8 @@ class Schedule:
     """A report sent every week or month: its type, filter, timing, recipients and formats.
 
     `day` is a weekday 0-6 (Monday=0) for weekly schedules, a day of month 1-28 or "last" for
-    monthly ones. Periods due before `active_since` are never run: it is set when the schedule
+    monthly ones. `validate` also takes recipients and formats as one comma- or space-separated
+    string, a day as a weekday name or a digit string, and a `datetime.time`. Periods due before `active_since` are never run: it is set when the schedule
     is created, resumed, or its cadence, day, time or zone change (the store sets it).
     """
 

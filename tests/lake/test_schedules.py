@@ -148,8 +148,9 @@ def test_validate_normalises() -> None:
             day="Fri",
             time=" 7:05",
             zone="Europe/Paris",
-            recipients="ops@example.com; Lead@Example.com,  ops@EXAMPLE.com\nqa+perf@studio.co.uk",
-            formats=["PDF", "csv", "pdf"],
+            # A form's text box and a multiselect's list are taken as they come.
+            recipients="ops@example.com; Lead@Example.com,  ops@EXAMPLE.com\nqa+perf@studio.co.uk",  # type: ignore[arg-type]
+            formats=["PDF", "csv", "pdf"],  # type: ignore[arg-type]
         )
     )
     assert (s.project, s.day, s.time, s.formats) == ("proj-aurora", 4, "07:05", ("csv", "pdf"))
@@ -189,8 +190,10 @@ def test_period_of(cadence: str, day: date, period: Period) -> None:
     assert period_of(cadence, day) == period
 
 
-def _utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def _utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 JUNE_WEEK = Period(date(2025, 6, 2), date(2025, 6, 8))
