@@ -1,83 +1,61 @@
 """Parameters against quality: Pearson and Spearman correlations per workflow, the scatter behind
 one of them, and the best and worst parameter configurations.
 
-The correlations are computed in DuckDB (only one row per workflow, parameter and score comes
-back); parameter and score names are map keys, bound as values, never spliced into SQL. Nothing
-here knows a page or Streamlit.
+One scan fetches each job's numeric parameters and scores as columns (a bounded sample per
+workflow); the correlations run in numpy (`queries.statistics`). Parameter and score names are
+map keys, bound as values, never spliced into SQL. Nothing here knows a page or Streamlit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 
 from lake.tables import STANDARD_SCORES
+from queries import statistics as st
 from queries.base import Filters, column, frame
 
 #: Fewest jobs with both values for a correlation: r of two points is always +-1.
 MIN_PAIRS = 3
-
 #: Jobs per workflow a correlation is computed on at most: past it, a fixed pseudo-random sample
 #: (by a hash of the event id) of about this many; r is then within about +-0.03 of all jobs'.
 MAX_JOBS = 5000
 
-# Every job's numeric parameters crossed with its quality scores (custom ones included), both
-# present. A correlation is left out below MIN_PAIRS jobs and where either side never varies
-# (r is undefined there, not 0). Spearman is Pearson on average ranks: a value shared by c jobs
-# after `below` smaller ones ranks below + (c + 1) / 2, computed per distinct value, not per job.
-WORKFLOW_SIZES = """
-select workflow_id, count(*) as jobs
+CORRELATION_SCHEMA: dict[str, pl.DataType] = {
+    "workflow_id": pl.String(),
+    "param": pl.String(),
+    "score": pl.String(),
+    "pearson_r": pl.Float64(),
+    "spearman_r": pl.Float64(),
+    "n": pl.Int64(),
+}
+
+# What there is to correlate: jobs per workflow (to size the sample), and the names of the numeric
+# parameters and of the quality scores (custom ones included) in range.
+CORRELATION_NAMES = """
+select 'workflow' as kind, workflow_id as name, count(*) as jobs
 from jobs
 where {where}
 group by workflow_id
-having count(*) > ?
-order by workflow_id
+union all
+select distinct 'param' as kind, unnest(map_keys(params_num)) as name, null as jobs
+from jobs
+where {where}
+union all
+select distinct 'score' as kind, unnest(map_keys(quality_scores)) as name, null as jobs
+from jobs
+where {where}
+order by kind, name
 """
-CORRELATIONS = """
-with params as (
-    select workflow_id, unnest(map_entries(params_num)) as p, quality_scores
-    from jobs
-    where {where}
-        and hash(event_id) % 1000000 < {keep}
-),
-scores as (
-    select workflow_id, p.key as param, p.value as x, unnest(map_entries(quality_scores)) as s
-    from params
-),
-pairs as (
-    select workflow_id, param, x, s.key as score, s.value as y
-    from scores
-    where x is not null and s.value is not null and not isnan(x) and not isnan(s.value)
-),
-x_counts as (
-    select workflow_id, param, score, x, count(*) as c
-    from pairs
-    group by workflow_id, param, score, x
-),
-x_ranks as (
-    select workflow_id, param, score, x,
-        sum(c) over (partition by workflow_id, param, score order by x) - (c - 1) / 2 as rx
-    from x_counts
-),
-y_counts as (
-    select workflow_id, param, score, y, count(*) as c
-    from pairs
-    group by workflow_id, param, score, y
-),
-y_ranks as (
-    select workflow_id, param, score, y,
-        sum(c) over (partition by workflow_id, param, score order by y) - (c - 1) / 2 as ry
-    from y_counts
-)
-select workflow_id, param, score, corr(x, y) as pearson_r, corr(rx, ry) as spearman_r,
-    count(*) as n
-from pairs
-join x_ranks using (workflow_id, param, score, x)
-join y_ranks using (workflow_id, param, score, y)
-group by workflow_id, param, score
-having count(*) >= ? and min(x) < max(x) and min(y) < max(y)
-order by workflow_id, abs(spearman_r) desc, param, score
+# One row per sampled job: every parameter and score named as a column (null where absent).
+CORRELATION_VALUES = """
+select workflow_id, {columns}
+from jobs
+where {where}
+    and hash(event_id) % 1000000 < {keep}
+order by workflow_id, event_id
 """
 
 
@@ -85,20 +63,42 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per workflow, numeric parameter and quality score with at least 3 jobs having
     both and neither constant: pearson_r, spearman_r (average ranks for ties) and n.
 
-    Ordered by workflow_id, then the strongest Spearman correlation first.
+    Ordered by workflow_id, then the strongest Spearman correlation first. A workflow with more
+    than MAX_JOBS jobs is sampled down to about that many (n says how many were used).
     """
     where, params = filters.where("jobs")
-    big = frame(lake, WORKFLOW_SIZES.format(where=where), [*params, MAX_JOBS])
-    # Per big workflow, the share of hash values kept (in millionths); the rest keep every job.
-    cases = " ".join("when ? then ?" for _ in range(len(big)))
-    keep = f"case workflow_id {cases} else 1000000 end" if len(big) else "1000000"
-    shares = [
-        value
-        for workflow, jobs in big.iter_rows()
-        for value in (workflow, 1_000_000 * MAX_JOBS // jobs)
-    ]
-    sql = CORRELATIONS.format(where=where, keep=keep)
-    return frame(lake, sql, [*params, *shares, MIN_PAIRS])
+    names = frame(lake, CORRELATION_NAMES.format(where=where), params * 3)
+    of = {kind: names.filter(pl.col("kind") == kind) for kind in ("workflow", "param", "score")}
+    keys = of["param"].get_column("name").to_list()
+    scores = of["score"].get_column("name").to_list()
+    if not keys or not scores:
+        return pl.DataFrame(schema=CORRELATION_SCHEMA)
+    # Per big workflow, the share of hash values kept (in millionths); the others keep every job.
+    big = of["workflow"].filter(pl.col("jobs") > MAX_JOBS).select("name", "jobs").rows()
+    cases = " ".join("when ? then ?" for _ in big)
+    keep = f"case workflow_id {cases} else 1000000 end" if big else "1000000"
+    shares = [v for workflow, jobs in big for v in (workflow, 1_000_000 * MAX_JOBS // jobs)]
+    columns = [f"params_num[?] as p{i}" for i in range(len(keys))]
+    columns += [f"quality_scores[?] as s{i}" for i in range(len(scores))]
+    sql = CORRELATION_VALUES.format(columns=", ".join(columns), where=where, keep=keep)
+    values = frame(lake, sql, [*keys, *scores, *params, *shares])
+    rows = list(_correlated(values, keys, scores))
+    result = pl.DataFrame(rows, schema=CORRELATION_SCHEMA, orient="row")
+    return result.sort(
+        [pl.col("workflow_id"), pl.col("spearman_r").abs(), pl.col("param"), pl.col("score")],
+        descending=[False, True, False, False],
+    )
+
+
+def _correlated(
+    values: pl.DataFrame, keys: list[str], scores: list[str]
+) -> Iterator[tuple[str, str, str, float, float, int]]:
+    """Rows of CORRELATION_SCHEMA: each workflow's parameter and score pairs where r is defined."""
+    for (workflow,), group in values.group_by("workflow_id", maintain_order=True):
+        matrix = group.drop("workflow_id").cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        x, y = matrix[:, : len(keys)], matrix[:, len(keys) :]
+        for i, j, pearson_r, spearman_r, n in st.correlations(x, y, MIN_PAIRS):
+            yield str(workflow), keys[i], scores[j], pearson_r, spearman_r, n
 
 
 SCATTER = """

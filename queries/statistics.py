@@ -1,5 +1,5 @@
-"""The statistics behind a comparison: matched-work weights, bootstrap standard errors and the
-tests that decide a verdict.
+"""The statistics behind comparisons and correlations: matched-work weights, bootstrap standard
+errors, the tests that decide a verdict, and Pearson and Spearman correlations.
 
 Pure numpy on arrays of per-job values; no SQL, no lake, no polars. Jobs carry a stratum code
 (the kind of work: resolution tier and GPU model, say); two groups are compared on the strata
@@ -295,3 +295,40 @@ def _verdict(shift: float, p: float, alpha: float) -> str:
     if p >= alpha or shift == 0:
         return NO_CLEAR
     return HIGHER if shift > 0 else LOWER
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of `values`, ties sharing the average of the ranks they span (1, 2.5, 2.5, 4)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    return (last - (counts - 1) / 2)[inverse]
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r of two equally long arrays, neither constant."""
+    dx, dy = x - x.mean(), y - y.mean()
+    r = float(dx @ dy / math.sqrt(float(dx @ dx) * float(dy @ dy)))
+    return min(1.0, max(-1.0, r))
+
+
+def correlations(
+    x: np.ndarray, y: np.ndarray, min_pairs: int
+) -> Iterator[tuple[int, int, float, float, int]]:
+    """Per column i of x and j of y (rows x columns, NaN = absent): (i, j, Pearson's r,
+    Spearman's rho with average ranks, n) over the rows where both are present; nothing for a
+    pair with fewer than `min_pairs` such rows or a constant side."""
+    x, y = _columns(x, np.float64), _columns(y, np.float64)
+    has_x, has_y = ~np.isnan(x), ~np.isnan(y)
+    # A column's ranks over all its values serve every pair whose rows are exactly those.
+    ranks_x = [average_ranks(x[has_x[:, i], i]) for i in range(x.shape[1])]
+    ranks_y = [average_ranks(y[has_y[:, j], j]) for j in range(y.shape[1])]
+    for i in range(x.shape[1]):
+        for j in range(y.shape[1]):
+            both = has_x[:, i] & has_y[:, j]
+            n = int(both.sum())
+            a, b = x[both, i], y[both, j]
+            if n < min_pairs or np.all(a == a[0]) or np.all(b == b[0]):
+                continue
+            rank_a = ranks_x[i] if n == len(ranks_x[i]) else average_ranks(a)
+            rank_b = ranks_y[j] if n == len(ranks_y[j]) else average_ranks(b)
+            yield i, j, pearson(a, b), pearson(rank_a, rank_b), n

@@ -219,3 +219,44 @@ def test_stratified_rates_weight_each_stratum_by_its_share() -> None:
     assert diff.a == pytest.approx(0.25)
     assert diff.b == pytest.approx(0.15)
     assert diff.pct_diff == pytest.approx(66.6667, rel=1e-5)
+
+
+def test_average_ranks_share_ties() -> None:
+    assert st.average_ranks(np.array([10.0, 20.0, 20.0, 5.0])).tolist() == [2.0, 3.5, 3.5, 1.0]
+    assert st.average_ranks(np.array([7.0, 7.0, 7.0])).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_correlations_by_hand() -> None:
+    nan = math.nan
+    # x: cfg 1..5, steps 10 10 20 20 30, a constant, a column with two values;
+    # y: likeness .2 .4 .5 .4 .5 and lip_sync on rows 2, 4, 5 only.
+    x = np.array(
+        [
+            [1, 10, 512, 1],
+            [2, 10, 512, 2],
+            [3, 20, 512, nan],
+            [4, 20, 512, nan],
+            [5, 30, 512, nan],
+        ],
+        dtype=float,
+    )
+    y = np.array([[0.2, nan], [0.4, 0.5], [0.5, nan], [0.4, 0.7], [0.5, 0.6]])
+    found = {(i, j): rest for i, j, *rest in st.correlations(x, y, 3)}
+    # cfg/likeness: Pearson 0.6 / sqrt(10 * 0.06); Spearman: ranks (1, 2.5, 4.5, 2.5, 4.5)
+    # of likeness against 1..5: 7 / sqrt(10 * 9).
+    assert found[(0, 0)] == [pytest.approx(0.774597), pytest.approx(0.737865), 5]
+    # steps/likeness: ranks (1.5, 1.5, 3.5, 3.5, 5): 7.25 / 9; Pearson 3 / sqrt(280 * 0.06).
+    assert found[(1, 0)] == [pytest.approx(0.731925), pytest.approx(0.805556), 5]
+    # cfg/lip_sync on rows 2, 4, 5: cfg ranked again among those three (1, 2, 3), not (2, 4, 5).
+    assert found[(0, 1)] == [pytest.approx(0.654654), pytest.approx(0.5), 3]
+    assert found[(1, 1)] == [pytest.approx(0.5), pytest.approx(0.5), 3]
+    # The constant column and the one with two rows (fewer than 3 pairs) give nothing.
+    assert set(found) == {(0, 0), (1, 0), (0, 1), (1, 1)}
+
+
+def test_perfect_correlations_stay_within_one() -> None:
+    x = np.array([[0.1], [0.2], [0.3]])
+    y = np.array([[0.9], [0.8], [0.7]])
+    [(i, j, r, rho, n)] = st.correlations(x, y, 3)
+    assert (i, j, r, rho, n) == (0, 0, pytest.approx(-1.0), -1.0, 3)
+    assert r >= -1.0
