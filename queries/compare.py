@@ -158,7 +158,11 @@ def _values(
     extra: tuple[str, list[Any]] = ("true", []),
 ) -> pl.DataFrame:
     """The compared jobs (one row each) and failure counts (per group and stratum) in one scan."""
-    parts = [f"coalesce({column('jobs', c)}, '')" for c in match_on]
+    # Failures are matched on the same columns, so both tables must declare them; a null is a
+    # value of its own (coalesced to '').
+    parts = [f"coalesce(cast({column('jobs', c)} as varchar), '')" for c in match_on]
+    for c in match_on:
+        column("job_failures", c)
     stratum = f"concat_ws(chr(31), {', '.join(parts)})" if parts else "''"
     jobs_where, jobs_params = filters.where("jobs")
     failures_where, failures_params = filters.where("job_failures")

@@ -300,9 +300,11 @@ def test_the_same_version_twice_is_refused(lake: Path) -> None:
         compare.compare_versions(lake, ALL, "wf-v", "1.0", "1.0")
 
 
-def test_an_unknown_match_column_is_refused(lake: Path) -> None:
+@pytest.mark.parametrize("match_on", [("bogus",), ("qa_passed",)])
+def test_a_match_column_both_tables_lack_is_refused(lake: Path, match_on: tuple[str]) -> None:
+    # qa_passed is a column of jobs only: failures could not be matched on it.
     with pytest.raises(ValueError, match="not a known"):
-        compare.compare_workflows(lake, ALL, ["wf-a", "wf-b"], match_on=("bogus",))
+        compare.compare_workflows(lake, ALL, ["wf-a", "wf-b"], match_on=match_on)
 
 
 def _frame(rows: list[tuple[str, float | None, str]]) -> pl.DataFrame:
