@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lake.layout import ensure_lake, partition_days
 from lake.tables import TABLES
-from queries.reports import performance
+from queries.reports import cost, delivery, performance, throughput, utilization
 from queries.reports.model import (
     DEFAULT_GPU_RATES,
     ChartSpec,
@@ -46,6 +46,10 @@ REPORT_TYPES: dict[str, str] = {
 
 _BUILDERS: dict[str, Callable[[Context], Section]] = {
     "performance": performance.build,
+    "delivery": delivery.build,
+    "throughput": throughput.build,
+    "utilization": utilization.build,
+    "cost": cost.build,
 }
 
 DEFAULT_OPTIONS = ReportOptions()
