@@ -424,3 +424,13 @@ def test_schedule_commands(farm: Farm) -> None:
     assert schedule_rows(lake, now) == []
     with pytest.raises(ScheduleError, match="no schedule has id 1"):
         schedule_delete(lake, 1)
+
+
+def test_the_lake_knows_every_report_type_and_format() -> None:
+    # lake/ cannot import queries/ or app/, so it names them again: they must agree.
+    from app.exports import FORMATS
+    from lake import schedules
+    from queries.reports import REPORT_TYPES
+
+    assert tuple(REPORT_TYPES) == schedules.REPORT_KINDS
+    assert schedules.FORMATS == FORMATS
