@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -21,6 +23,9 @@ from ingest.batch import Record
 from ingest.pipeline import FlushPolicy, Pipeline, Stats
 
 log = logging.getLogger(__name__)
+
+#: Chunks of records queued for the worker beyond the one it is decoding.
+_IN_FLIGHT = 4
 
 #: Called with partition -> next offset after a flush published everything before them.
 OnPublished = Callable[[dict[int, int]], None]
@@ -69,6 +74,13 @@ class ProcessRunner:
         self._proc.start()
         child.close()
         self.stats = Stats()
+        # Sends go through a thread, so the consumer keeps reading while the worker is busy;
+        # the bounded outbox keeps memory bounded and the FIFO order of the messages.
+        self._outbox: queue.Queue[tuple] = queue.Queue(maxsize=_IN_FLIGHT)
+        self._send_failed: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_loop, name="perflake-ingest-send")
+        self._sender.daemon = True
+        self._sender.start()
         self._wait_for("ready", lambda offsets: None)
 
     def submit(self, records: list[Record], on_published: OnPublished) -> None:
@@ -91,6 +103,7 @@ class ProcessRunner:
         if self._proc.is_alive():
             with contextlib.suppress(IngestError):
                 self._send(("stop",))
+            self._sender.join(timeout=30)
             self._proc.join(timeout=30)
         if self._proc.is_alive():
             self._proc.kill()
@@ -112,12 +125,27 @@ class ProcessRunner:
             self.stats = message[2]
 
     def _send(self, message: tuple) -> None:
-        try:
-            self._conn.send(message)
-        except (BrokenPipeError, OSError) as e:
-            raise IngestError(
-                f"ingest writer process is gone (exit code {self._proc.exitcode})"
-            ) from e
+        while self._send_failed is None:
+            try:
+                self._outbox.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                if not self._proc.is_alive():
+                    break
+        raise IngestError(
+            f"ingest writer process is gone (exit code {self._proc.exitcode})"
+        ) from self._send_failed
+
+    def _send_loop(self) -> None:
+        while True:
+            message = self._outbox.get()
+            try:
+                self._conn.send(message)
+            except (BrokenPipeError, OSError) as e:
+                self._send_failed = e
+                return
+            if message[0] == "stop":
+                return
 
     def _recv(self) -> tuple:
         try:

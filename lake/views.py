@@ -8,6 +8,7 @@ feed the init script of the DuckDB shell (`perflake sql`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,37 @@ def connect(lake: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
         con.close()
         raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
     return con
+
+
+#: One read connection per lake and process, with the shape of the lake it was defined for.
+_SHARED: dict[Path, tuple[tuple[bool, ...], duckdb.DuckDBPyConnection]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def cursor(lake: Path) -> duckdb.DuckDBPyConnection:
+    """A cursor on the lake's shared read connection (close it after use).
+
+    The views are defined once per process and Parquet footers stay cached between queries,
+    which saves a tenth of a second or more per query on a big lake. The views re-list their
+    files at every query; they are redefined when a table gets its first files.
+    """
+    lake = ensure_lake(lake)
+    shape = tuple(bool(partition_days(lake, t.name)) for t in TABLES.values())
+    with _SHARED_LOCK:
+        entry = _SHARED.get(lake)
+        if entry is None or entry[0] != shape:
+            con = connect(lake)
+            try:
+                con.execute("set global parquet_metadata_cache = true;set global TimeZone = 'UTC';")
+            except duckdb.Error as e:
+                con.close()
+                raise QueryError(f"cannot configure the lake connection: {e}") from e
+            # A replaced connection is not closed: cursors other threads hold keep it alive.
+            _SHARED[lake] = entry = (shape, con)
+        cur = entry[1].cursor()
+    # A long query would draw DuckDB's progress bar on the caller's stderr.
+    cur.execute("set enable_progress_bar = false")
+    return cur
 
 
 def run(

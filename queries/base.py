@@ -126,8 +126,8 @@ def _polars_type(duck_type: str) -> pl.DataType:
 
 
 def frame(lake: Path, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-    """Run `sql` on a fresh connection to the lake views; the rows as a typed Polars frame."""
-    with closing(views.connect(lake)) as con:
+    """Run `sql` on the lake's shared read connection; the rows as a typed Polars frame."""
+    with closing(views.cursor(lake)) as con:
         result = views.run(con, sql, params)
         try:
             schema = {name: _polars_type(str(t)) for name, t, *_ in result.description}
