@@ -103,12 +103,34 @@ def series_with_average(
         alt.Tooltip(f"{value}:Q", title=title, format=",.4~f"),
         alt.Tooltip(f"{average}:Q", title="Moving average", format=",.4~f"),
     ]
-    hue = alt.Color(f"{color}:N", title=None) if color else alt.value(GOOD)
-    base = alt.Chart(data).encode(x=day_x(x, zoom, title=None), color=hue, tooltip=tooltip)
-    detail = alt.layer(
-        base.mark_line(point=True, opacity=0.6).encode(y=alt.Y(f"{value}:Q", title=title)),
-        base.mark_line(strokeDash=[6, 3], strokeWidth=2).encode(y=alt.Y(f"{average}:Q")),
-    ).properties(height=300, width="container")
+    # A legend beside a panel would push it past the page's width: legends go on top.
+    hue = (
+        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top"))
+        if color
+        else alt.value(GOOD)
+    )
+    # One chart with both lines (folded), not a layer: a layer in a vconcat overflows its width.
+    names = {value: title, average: "moving average"}
+    detail = (
+        alt.Chart(data)
+        .transform_fold([value, average], as_=["line", "y"])
+        .transform_calculate(line=f"{names!r}[datum.line]")
+        .mark_line(point=True, opacity=0.75)
+        .encode(
+            x=day_x(x, zoom, title=None),
+            y=alt.Y("y:Q", title=title),
+            color=hue,
+            strokeDash=alt.StrokeDash(
+                "line:N",
+                title=None,
+                scale=alt.Scale(domain=list(names.values()), range=[[1, 0], [6, 3]]),
+                legend=alt.Legend(orient="top"),
+            ),
+            detail=f"{color}:N" if color else alt.Undefined,
+            tooltip=tooltip,
+        )
+        .properties(height=300, width="container")
+    )
     strip = (
         alt.Chart(data)
         .mark_line(opacity=0.6)

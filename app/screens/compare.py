@@ -16,6 +16,7 @@ from app import cached, empty, sidebar, tables, urlstate
 from queries import compare, workflows
 from queries.base import Filters
 
+SIDE_BY_SIDE = ["metric", "a", "b", "pct_diff", "ci_low", "ci_high", "verdict"]
 MODES = {
     "workflows": "Workflows side by side",
     "periods": "One workflow, before and after a date",
@@ -99,7 +100,10 @@ def _show(comparison: pl.DataFrame, name: str) -> None:
     signed = st.column_config.NumberColumn(format="%+.1f%%")
     number = st.column_config.NumberColumn(format="%.4g")
     columns = {"pct_diff": signed, "ci_low": signed, "ci_high": signed, "a": number, "b": number}
-    tables.table(comparison, name, columns)
+    columns["p_value"] = st.column_config.NumberColumn(format="%.1e")
+    # The verdict beside the difference it judges; the pair's names last.
+    shown = comparison.select(*SIDE_BY_SIDE, pl.exclude(SIDE_BY_SIDE))
+    tables.table(shown, name, columns)
 
 
 page()

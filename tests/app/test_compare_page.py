@@ -31,6 +31,16 @@ def test_two_busiest_workflows_by_default(farm_lake: Path, monkeypatch: pytest.M
     assert at.multiselect(key="url:compare").value == ["wf-a", "wf-b"]
     assert _sentences(at) == [A_VS_B]
     [table] = at.dataframe
+    # The verdict beside the difference it judges.
+    assert list(table.value.columns[:7]) == [
+        "metric",
+        "a",
+        "b",
+        "pct_diff",
+        "ci_low",
+        "ci_high",
+        "verdict",
+    ]
     rows = {r["metric"]: r for r in table.value.to_dict("records")}
     tpf = rows["avg_time_per_frame_ms"]
     assert (tpf["a"], tpf["b"]) == pytest.approx((1080.0, 1392.0))
