@@ -117,6 +117,147 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+REPORT_KINDS = [
+    "performance",
+    "delivery",
+    "throughput",
+    "utilization",
+    "quality",
+    "cost",
+    "reviewers",
+]
+
+
+def _gpu_rate(text: str) -> tuple[str, float]:
+    model, _, rate = text.rpartition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if not model or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"--gpu-rate: must be MODEL=USD_PER_HOUR (e.g. 'H100=3.5'), got {text!r}"
+        )
+    return model, value
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=REPORT_KINDS, metavar="TYPE", help=", ".join(REPORT_KINDS))
+    _lake_arg(p)
+    p.add_argument("--from", dest="start", type=_day("--from"), required=True, help="first UTC day")
+    p.add_argument(
+        "--to", dest="end", type=_day("--to"), required=True, help="last UTC day, included"
+    )
+    p.add_argument("--project", help="only this project")
+    p.add_argument("--format", choices=["pdf", "csv", "json"], default="pdf", help="default pdf")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="file, or folder for the report's own name (default .)",
+    )
+    p.add_argument(
+        "--per-reviewer", action="store_true", help="reviewers report: one row per reviewer"
+    )
+    p.add_argument(
+        "--gpu-rate", type=_gpu_rate, action="append", metavar="MODEL=USD",
+        help="cost report: USD per GPU-hour for GPU models containing MODEL; repeatable",
+    )  # fmt: skip
+
+
+def _scheduler_args(p: argparse.ArgumentParser) -> None:
+    _lake_arg(p)
+    p.add_argument("--once", action="store_true", help="one pass over the due reports, then exit")
+    p.add_argument(
+        "--interval", type=_seconds("--interval"), default=_env("SCHEDULER_INTERVAL", "60"),
+        help="seconds between passes at most (env PERFLAKE_SCHEDULER_INTERVAL, default 60)",
+    )  # fmt: skip
+    p.add_argument(
+        "--smtp-host",
+        default=_env("SMTP_HOST", "localhost"),
+        help="env PERFLAKE_SMTP_HOST, default localhost",
+    )
+    p.add_argument(
+        "--smtp-port", type=_positive_int("--smtp-port"), default=_env("SMTP_PORT"),
+        help="env PERFLAKE_SMTP_PORT; default 587 (starttls), 465 (ssl) or 25 (none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--smtp-security", choices=["starttls", "ssl", "none"], default=_env("SMTP_SECURITY", "starttls"),
+        help="env PERFLAKE_SMTP_SECURITY, default starttls; the login comes from PERFLAKE_SMTP_USER and PERFLAKE_SMTP_PASSWORD",
+    )  # fmt: skip
+    p.add_argument(
+        "--smtp-from",
+        default=_env("SMTP_FROM", "perflake@localhost"),
+        help="sender address (env PERFLAKE_SMTP_FROM)",
+    )
+    p.add_argument(
+        "--smtp-ca-file",
+        type=Path,
+        default=_env("SMTP_CA_FILE"),
+        help="PEM bundle that signs the server's certificate (env PERFLAKE_SMTP_CA_FILE)",
+    )
+    p.add_argument(
+        "--retry-base",
+        type=_seconds("--retry-base"),
+        default="60",
+        help="first retry delay of a failed send, doubling (default 60)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=_positive_int("--max-attempts"),
+        default="8",
+        help="sends tried before a run stays failed (default 8)",
+    )
+
+
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("add", "create a schedule"), ("edit", "change a schedule's fields")):
+        a = actions.add_parser(action, help=text, description=text)
+        _lake_arg(a)
+        if action == "edit":
+            a.add_argument("id", type=int, help="schedule id (see `schedule list`)")
+        a.add_argument(
+            "--report", choices=REPORT_KINDS, required=action == "add", help="report type"
+        )
+        a.add_argument("--project", help="only this project")
+        a.add_argument("--cadence", choices=["weekly", "monthly"], required=action == "add")
+        a.add_argument(
+            "--day", required=action == "add", help="weekly: mon..sun; monthly: 1-28 or last"
+        )
+        a.add_argument("--time", help="local time HH:MM (default 08:00)")
+        a.add_argument("--zone", help="IANA time zone, e.g. Europe/Paris (default UTC)")
+        a.add_argument(
+            "--to",
+            action="append",
+            metavar="ADDRESS",
+            required=action == "add",
+            help="recipient; repeatable or comma-separated",
+        )
+        a.add_argument(
+            "--format",
+            dest="formats",
+            action="append",
+            choices=["csv", "json", "pdf"],
+            help="repeatable (default pdf)",
+        )
+    for action, text in (
+        ("pause", "stop sending"),
+        ("resume", "send again from the next period"),
+        ("delete", "delete (its history stays)"),
+    ):
+        a = actions.add_parser(action, help=text, description=text)
+        _lake_arg(a)
+        a.add_argument("id", type=int, help="schedule id")
+    a = actions.add_parser("list", help="the schedules and their next due time")
+    _lake_arg(a)
+    a.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    a = actions.add_parser("runs", help="the report history: runs, status, errors, files")
+    _lake_arg(a)
+    a.add_argument("--limit", type=_positive_int("--limit"), default="100")
+    a.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
 def _lake_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lake",
@@ -327,6 +468,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.query)
 
     p = sub.add_parser(
+        "report",
+        help="write one report (performance, delivery, ...) as PDF, CSV or JSON",
+        description="Build one report for a period (compared with the previous one) and write it to a file.",
+    )
+    _report_args(p)
+    p.set_defaults(func=_lazy("report"))
+
+    p = sub.add_parser(
+        "schedule",
+        help="create, edit, pause, resume, delete and list report schedules",
+        description="Report schedules, stored in the lake; `perflake scheduler` sends them.",
+    )
+    _schedule_args(p)
+    p.set_defaults(func=_lazy("schedule"))
+
+    p = sub.add_parser(
+        "scheduler",
+        help="send scheduled reports by e-mail as they fall due",
+        description="Run due reports (catching up missed periods once), keep their files in the lake's history and e-mail them.",
+    )
+    _scheduler_args(p)
+    p.set_defaults(func=_lazy("scheduler"))
+
+    p = sub.add_parser(
         "retention",
         help="drop date folders beyond the retention window",
         description="Drop whole date folders older than the window; ingest then quarantines older events.",
@@ -348,6 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_arg(p)
     p.set_defaults(func=commands.compact)
     return parser
+
+
+def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    """A command of app.reporting, imported when run (the report stack is heavy to import)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from app import reporting
+
+        result: int = getattr(reporting, name)(args)
+        return result
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -222,7 +222,7 @@ def sql(args: argparse.Namespace) -> int:
         rows = result.fetchall() if columns else []
     except LakeError as e:
         raise UserError(str(e)) from e
-    _print_rows(columns, rows, args.format)
+    print_rows(columns, rows, args.format)
     return 0
 
 
@@ -237,7 +237,7 @@ def _shell(lake: Path) -> int:
     return subprocess.call([shell, "-init", str(init)], cwd=lake)
 
 
-def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
+def print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
     out = sys.stdout
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")

@@ -14,7 +14,8 @@ from lake.writer import LakeWriter
 from tests.lake.test_writer_and_maintenance import samples
 
 COMMANDS = [
-    "ingest", "broker", "demo-events", "demo", "app", "sql", "query", "retention", "compact",
+    "ingest", "broker", "demo-events", "demo", "app", "sql", "query", "report", "schedule",
+    "scheduler", "retention", "compact",
 ]  # fmt: skip
 
 
