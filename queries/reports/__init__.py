@@ -14,7 +14,15 @@ from pathlib import Path
 
 from lake.layout import ensure_lake, partition_days
 from lake.tables import TABLES
-from queries.reports import cost, delivery, performance, throughput, utilization
+from queries.reports import (
+    cost,
+    delivery,
+    performance,
+    quality,
+    reviewers,
+    throughput,
+    utilization,
+)
 from queries.reports.model import (
     DEFAULT_GPU_RATES,
     ChartSpec,
@@ -49,7 +57,9 @@ _BUILDERS: dict[str, Callable[[Context], Section]] = {
     "delivery": delivery.build,
     "throughput": throughput.build,
     "utilization": utilization.build,
+    "quality": quality.build,
     "cost": cost.build,
+    "reviewers": reviewers.build,
 }
 
 DEFAULT_OPTIONS = ReportOptions()

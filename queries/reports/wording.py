@@ -83,11 +83,11 @@ def versus(
     ctx: Context, value: float, before: float | None, fmt: Format, points: bool = False
 ) -> str:
     """The clause comparing `value` with the previous period's `before`, starting with ', ' or
-    ' (': 'up 12% on the previous 30 days (1,107 h)'. `points`: a rate (0..1) whose change reads
+    '; ': ', up 12% on the previous 30 days (1,107 h)'. `points`: a rate (0..1) whose change reads
     in percentage points."""
     then = previous(ctx)
     if before is None:
-        return f" (no data for {then} to compare with)"
+        return f"; {then} {'has' if ctx.days == 1 else 'have'} no data to compare with"
     if points:
         diff = (value - before) * 100
         if abs(diff) < SAME_POINTS:

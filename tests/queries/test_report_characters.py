@@ -190,8 +190,8 @@ def test_delivery_without_previous_data(lake: Path) -> None:
     assert r.headline["characters_change_pct"] is None
     assert r.tables["by_project"].rows() == [("p2", 1, 0, None, None)]
     assert r.summary[0] == (
-        "In the period 2 May 2025 to 11 May 2025, 1 character was delivered across 1 project "
-        "(no data for the previous 10 days to compare with)."
+        "In the period 2 May 2025 to 11 May 2025, 1 character was delivered across 1 project; "
+        "the previous 10 days have no data to compare with."
     )
 
 

@@ -215,8 +215,8 @@ def test_no_previous_data_claims_no_change(lake: Path) -> None:
     assert (h["jobs"], h["jobs_previous"], h["jobs_change_pct"]) == (10, None, None)
     assert (h["alerts_previous"], h["avg_time_per_frame_ms_previous"]) == (None, None)
     assert r.summary[0] == (
-        "GPU time: 4.7 h across 10 completed jobs and 1 failed attempt (no data for the previous "
-        "10 days to compare with)."
+        "GPU time: 4.7 h across 10 completed jobs and 1 failed attempt; the previous 10 days "
+        "have no data to compare with."
     )
     assert not any(line.startswith(("Biggest", "The lake's data")) for line in r.summary)
     assert r.tables["top_bottom_workflows"].is_empty()
