@@ -43,6 +43,7 @@ import polars as pl
 import vl_convert as vlc
 
 from app import charts, pdf
+from app.pdf_tables import label
 from queries.reports import ChartSpec, Report
 
 FORMATS = ("csv", "json", "pdf")
@@ -117,14 +118,15 @@ def table_csv(frame: pl.DataFrame) -> bytes:
 def report_chart(report: Report, chart: ChartSpec) -> alt.Chart:
     """The app's Altair chart for `chart`, drawn from its table in `report`, without selections.
 
-    A bar chart over days gets one bar per day; over a category, horizontal bars largest first.
+    Over days: a line, or one bar per day (stacked by `color`). Over a category: horizontal bars
+    largest first (stacked by `color`), whatever the kind.
     """
     frame = report.tables[chart.table]
-    title = pdf.label(chart.y)
+    title = label(chart.y)
     over_days = frame.schema[chart.x] in (pl.Date(),) or isinstance(
         frame.schema[chart.x], pl.Datetime
     )
-    if chart.kind == "line":
+    if chart.kind == "line" and over_days:
         built = charts.lines(frame, chart.x, chart.y, title, chart.color)
     elif over_days:
         built = charts.day_bars(frame, chart.x, chart.y, title, chart.color)

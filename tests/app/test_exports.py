@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from app import exports, pdf
+from app import exports, pdf_tables
 from queries.reports import ChartSpec, Report, build_report
 
 GENERATED = datetime(2025, 7, 1, 6, 0, 5, tzinfo=UTC)
@@ -323,18 +323,33 @@ def test_pdf_of_an_empty_period_says_so() -> None:
 
 
 def test_pdf_long_table_repeats_its_header_on_every_page() -> None:
-    rows = pl.DataFrame({"day_number": range(1, 121), "jobs": [1000 * n for n in range(1, 121)]})
+    n = range(1, 121)
+    rows = pl.DataFrame(
+        {"day_number": n, "jobs": [1000 * i for i in n]}
+        | {f"metric_{i}": [0.5] * 120 for i in n[:10]}
+    )
     pages = _pages(exports.export(_report(tables={"long": rows}, charts=[]), "pdf"))
     # The cover, then 120 rows of 15.6 pt (8 pt text, 9.6 pt leading, 6 pt padding) below a header
     # as high, in a 453 pt frame: 26 rows under the section heading (30 pt), then 28 a page.
     assert len(pages) == 6
     for text in pages[1:]:
-        assert "Day number Jobs" in text
+        assert "Day number Jobs Metric 1 Metric 2" in text
+    assert "26 26,000" in pages[1] and "27 27,000" in pages[2]
     assert "120 120,000" in pages[-1]
 
 
+def test_pdf_long_narrow_table_flows_in_columns() -> None:
+    rows = pl.DataFrame({"day_number": range(1, 61), "jobs": [1000 * n for n in range(1, 61)]})
+    pages = _pages(exports.export(_report(tables={"long": rows}, charts=[]), "pdf"))
+    # Two columns are ~100 pt wide: three side by side, 20 rows each, fit on one page.
+    assert len(pages) == 2
+    assert pages[1].count("Day number Jobs") == 3
+    assert "20 20,000 Day number Jobs 21 21,000" in pages[1]
+    assert "60 60,000" in pages[1]
+
+
 def test_pdf_cuts_a_table_past_max_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pdf, "MAX_ROWS", 3)
+    monkeypatch.setattr(pdf_tables, "MAX_ROWS", 3)
     rows = pl.DataFrame({"n": [1, 2, 3, 4, 5]})
     pages = _pages(exports.export(_report(tables={"t": rows}, charts=[]), "pdf"))
     assert "First 3 of 5 rows; the CSV and JSON exports have all." in pages[1]
