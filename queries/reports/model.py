@@ -7,6 +7,7 @@ Pure data and small rules (money rates, compared figures); no SQL and no Streaml
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -29,8 +30,9 @@ ANY_MODEL = "*"
 class ReportOptions:
     """Settings of a report build; the defaults suit a first look."""
 
-    #: GPU model -> USD per GPU-hour. A key prices every model whose name contains it (case
-    #: ignored; the longest matching key wins, an exact name first); "*" prices the rest.
+    #: GPU model -> USD per GPU-hour. A key prices every model whose name contains it as whole
+    #: words ("L4" is not in "L40S"; case ignored; an exact name first, then the longest key);
+    #: "*" prices the rest.
     gpu_hourly_usd: Mapping[str, float] = field(default_factory=lambda: DEFAULT_GPU_RATES)
     #: Reviewers report: one row per reviewer only when True; the report aggregates otherwise.
     per_reviewer: bool = False
@@ -54,9 +56,15 @@ class ReportOptions:
         name = gpu_model.casefold()
         keys = [k for k in self.gpu_hourly_usd if k != ANY_MODEL]
         exact = [k for k in keys if k.casefold() == name]
-        contained = sorted((k for k in keys if k.casefold() in name), key=lambda k: (-len(k), k))
+        contained = sorted((k for k in keys if _names(k, name)), key=lambda k: (-len(k), k))
         key = (exact or contained or [ANY_MODEL])[0]
         return float(self.gpu_hourly_usd[key])
+
+
+def _names(key: str, name: str) -> bool:
+    """Whether `key` occurs in the casefolded model `name`, not inside a longer word."""
+    pattern = rf"(?<![0-9a-z]){re.escape(key.casefold())}(?![0-9a-z])"
+    return re.search(pattern, name) is not None
 
 
 @dataclass(frozen=True)
