@@ -220,6 +220,12 @@ def _summary(ctx: Context, h: Headline, tables: dict[str, pl.DataFrame]) -> list
             f"{'is' if missing == 1 else 'are'} left out of these averages."
         )
     lines.append(_total_line(h))
+    return lines + _detail_lines(tables) + w.coverage(ctx)
+
+
+def _detail_lines(tables: dict[str, pl.DataFrame]) -> list[str]:
+    """The most expensive scene types, and the rates that priced GPU time."""
+    lines = []
     scenes = tables["by_scene_type"].filter(pl.col("scene_type").is_not_null())
     named = [
         f"{s} ({w.usd(c)} per character)"
@@ -234,7 +240,7 @@ def _summary(ctx: Context, h: Headline, tables: dict[str, pl.DataFrame]) -> list
     ]
     if rates:
         lines.append(f"Rates applied where events sent no cost: {w.joined(rates)}.")
-    return lines + w.coverage(ctx)
+    return lines
 
 
 def _total_line(h: Headline) -> str:

@@ -47,6 +47,15 @@ class ReportOptions:
                 raise ValueError(f"gpu_hourly_usd: rate of {model} must be a number, got {rate!r}")
             if not math.isfinite(rate) or rate < 0:
                 raise ValueError(f"gpu_hourly_usd: rate of {model} must be >= 0, got {rate}")
+        # A read-only copy: the caller's dict may change later, a report's options may not.
+        object.__setattr__(self, "gpu_hourly_usd", MappingProxyType(dict(self.gpu_hourly_usd)))
+
+    def __hash__(self) -> int:
+        return hash((tuple(sorted(self.gpu_hourly_usd.items())), self.per_reviewer))
+
+    def __reduce__(self) -> tuple:
+        # A mapping proxy does not pickle; its items do (caches and worker processes pickle).
+        return (ReportOptions, (dict(self.gpu_hourly_usd), self.per_reviewer))
 
     def rate_of(self, gpu_model: str | None) -> float:
         """USD per GPU-hour of `gpu_model`: its exact name, else the longest key it contains,

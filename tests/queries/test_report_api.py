@@ -4,6 +4,7 @@ real columns, compared figures in threes, and a lake without data."""
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -165,6 +166,19 @@ def test_bad_rates_name_the_setting(rates: dict, message: str) -> None:
 def test_default_rates_match_model_names(model: str | None, rate: float) -> None:
     assert ReportOptions().rate_of(model) == rate
     assert DEFAULT_GPU_RATES["*"] == 1.0
+
+
+def test_options_are_frozen_hashable_and_picklable() -> None:
+    rates = {"H100": 3.0, "*": 1.0}
+    options = ReportOptions(gpu_hourly_usd=rates, per_reviewer=True)
+    rates["H100"] = 99.0
+    assert options.rate_of("NVIDIA H100") == 3.0
+    with pytest.raises(TypeError):
+        options.gpu_hourly_usd["H100"] = 5.0  # type: ignore[index]
+    again = pickle.loads(pickle.dumps(options))
+    assert again == options
+    assert hash(again) == hash(options)
+    assert hash(ReportOptions()) == hash(ReportOptions(gpu_hourly_usd=dict(DEFAULT_GPU_RATES)))
 
 
 def test_keys_match_whole_words_the_longest_and_an_exact_name_first() -> None:
