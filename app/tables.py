@@ -52,7 +52,7 @@ def download(frame: pl.DataFrame, name: str, label: str = "Download CSV") -> Non
     """A button that downloads `frame` as `<name>.csv` (a header-only file when it is empty)."""
     st.download_button(
         label,
-        _csv(frame),
+        csv(frame),
         file_name=f"{name}.csv",
         mime="text/csv",
         key=f"csv-{name}",
@@ -60,8 +60,9 @@ def download(frame: pl.DataFrame, name: str, label: str = "Download CSV") -> Non
     )
 
 
-def _csv(frame: pl.DataFrame) -> str:
-    # CSV has no nested values: lists become "a; b" text, the rest is written as Polars does.
+def csv(frame: pl.DataFrame) -> str:
+    """The CSV a download button serves: a header line even for an empty frame; lists as
+    "a; b" text (CSV has no nested values), everything else as Polars writes it."""
     nested = [n for n, t in frame.schema.items() if isinstance(t, pl.List)]
     if nested:
         frame = frame.with_columns(pl.col(n).list.join("; ") for n in nested)

@@ -68,7 +68,9 @@ def load() -> HealthData:
 def page() -> None:
     lake = settings().lake
     st.title("Ingest health")
-    st.caption(f"Lake `{lake}` · results refresh every {CACHE_TTL_S} s")
+    st.caption(
+        f"Lake `{lake}` · new data shows on the next rerun (results kept {CACHE_TTL_S} s at most)"
+    )
     try:
         data = load()
         status = health.ingest_status(lake)

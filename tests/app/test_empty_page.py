@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from app import tables
 from app.sidebar import today
 from tests.app.apptest import FARM_DAYS, downloads, open_page
 
@@ -66,3 +68,10 @@ def test_a_missing_lake_says_so(page: str, tmp_path: Path, monkeypatch: pytest.M
         f"The lake at `{missing}` does not exist yet: run `make run` or "
         f"`perflake ingest --lake {missing}` to fill it."
     ]
+
+
+def test_an_empty_table_downloads_a_header_line() -> None:
+    empty = pl.DataFrame(schema={"workflow_id": pl.String(), "jobs": pl.Int64()})
+    assert tables.csv(empty) == "workflow_id,jobs\n"
+    listed = pl.DataFrame({"id": [1], "tags": [["a", "b"]]})
+    assert tables.csv(listed) == "id,tags\n1,a; b\n"

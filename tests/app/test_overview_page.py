@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.app.apptest import FARM_DAYS, downloads, open_page, rerun
+from tests.lakes import write_events
 
 
 def test_page_shows_totals_volume_ranking_and_alerts(
@@ -82,3 +84,25 @@ def test_previous_period_gives_the_change(farm_lake: Path, monkeypatch: pytest.M
     )
     jobs = next(m for m in at.metric if m.label == "Jobs")
     assert (jobs.value, jobs.proto.delta) == ("36", "+0.0%")
+
+
+def test_new_data_shows_without_a_restart(
+    farm_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = Path(shutil.copytree(farm_lake, tmp_path / "farm"))
+    at = open_page(lake, "overview", monkeypatch, **FARM_DAYS)
+    assert {m.label: m.value for m in at.metric}["Jobs"] == "90"
+    late = {
+        "event_type": "job.completed",
+        "event_id": "late-1",
+        "occurred_at": "2025-06-05T23:00:00Z",
+        "job_id": "late-1",
+        "workflow_id": "wf-a",
+        "worker_id": "gpu-01",
+        "frame_count": 24,
+        "total_gpu_time_ms": 24_000,
+    }
+    write_events(lake, [late])
+    # The next rerun, well within the cache's TTL, sees the new job: the lake's version changed.
+    rerun(at)
+    assert {m.label: m.value for m in at.metric}["Jobs"] == "91"

@@ -64,3 +64,16 @@ def test_histograms_show_the_workflows_picked(
         "No completed job of the workflows shown has a likeness value.",
     ]
     assert len(at.get("vega_lite_chart")) == 5
+
+
+def test_custom_days_in_the_wrong_order_are_swapped(
+    farm_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = {"range": "custom", "from": "2025-06-02", "to": "2025-06-01"}
+    at = open_page(farm_lake, "workflows", monkeypatch, **days)
+    assert [w.value for w in at.sidebar.warning] == [
+        "From (2025-06-02) is after To (2025-06-01): showing 2025-06-01 to 2025-06-02."
+    ]
+    assert at.caption[0].value == "2025-06-01 to 2025-06-02 (UTC days)"
+    # Two days of 18 jobs.
+    assert at.dataframe[0].value["jobs"].sum() == 36
