@@ -46,14 +46,27 @@ def hours(value: float) -> str:
     return f"{value:.1f} h" if abs(value) >= 1 or value == 0 else f"{value:.2f} h"
 
 
-def ms(value: float) -> str:
-    """Milliseconds, as seconds from 10 s on."""
-    return f"{value / 1000:,.1f} s" if value >= 10_000 else f"{value:,.0f} ms"
+def ms(value: float, scale: float | None = None) -> str:
+    """Milliseconds, as seconds from 10 s on (of `scale` when given: one unit for a pair)."""
+    big = (value if scale is None else scale) >= 10_000
+    return f"{value / 1000:,.1f} s" if big else f"{value:,.0f} ms"
 
 
-def mb(value: float) -> str:
-    """Megabytes, as GB from 10 GB on."""
-    return f"{value / 1024:,.1f} GB" if value >= 10_240 else f"{value:,.0f} MB"
+def mb(value: float, scale: float | None = None) -> str:
+    """Megabytes, as GB from 10 GB on (of `scale` when given: one unit for a pair)."""
+    big = (value if scale is None else scale) >= 10_240
+    return f"{value / 1024:,.1f} GB" if big else f"{value:,.0f} MB"
+
+
+#: Formats whose unit depends on the size: a value and its comparison share the larger's unit.
+SCALED: tuple[Callable[..., str], ...] = (ms, mb)
+
+
+def _paired(fmt: Format, value: float, before: float | None) -> Format:
+    if fmt not in SCALED:
+        return fmt
+    scale = max(abs(value), abs(before or 0))
+    return lambda v: fmt(v, scale)  # type: ignore[call-arg]
 
 
 def share(value: float) -> str:
@@ -86,6 +99,7 @@ def versus(
     '; ': ', up 12% on the previous 30 days (1,107 h)'. `points`: a rate (0..1) whose change reads
     in percentage points."""
     then = previous(ctx)
+    fmt = _paired(fmt, value, before)
     if before is None:
         return f"; {then} {'has' if ctx.days == 1 else 'have'} no data to compare with"
     if points:
@@ -118,7 +132,8 @@ def figure(
     reads 'not measured'."""
     if value is None:
         return f"{label}: not measured in the period."
-    return f"{label}: {fmt(value)}{detail}{versus(ctx, value, before, fmt, points)}."
+    shown = _paired(fmt, value, before)(value)
+    return f"{label}: {shown}{detail}{versus(ctx, value, before, fmt, points)}."
 
 
 def no_data(ctx: Context, what: str) -> list[str]:

@@ -19,6 +19,8 @@ from queries.reports import (
     ReportOptions,
     build_report,
 )
+from queries.reports import wording as w
+from queries.reports.model import Context
 from tests.lakes import write_events
 
 START, END = date(2025, 6, 11), date(2025, 6, 20)
@@ -241,3 +243,44 @@ def test_queries_package_does_not_import_streamlit() -> None:
     code = "import sys, queries.reports; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+CTX = Context(Path("."), date(2025, 6, 1), date(2025, 6, 30), None, ReportOptions(), (None, None))
+
+
+@pytest.mark.parametrize(
+    ("value", "before", "fmt", "points", "expected"),
+    [
+        (1240.0, 1107.0, w.hours, False, "X: 1,240 h, up 12% on the previous 30 days (1,107 h)."),
+        (
+            1000.0,
+            1004.0,
+            w.hours,
+            False,
+            "X: 1,000 h, about the same as the previous 30 days (1,004 h).",
+        ),
+        (5.0, 5.0, w.count, False, "X: 5, the same as the previous 30 days (5)."),
+        (0.0, 0.0, w.count, False, "X: 0, the same as the previous 30 days."),
+        (3.0, 0.0, w.count, False, "X: 3, up from 0 in the previous 30 days."),
+        (0.0, 3.0, w.count, False, "X: 0, down from 3 in the previous 30 days."),
+        (9.0, None, w.count, False, "X: 9; the previous 30 days have no data to compare with."),
+        (0.25, 0.2, w.share, True, "X: 25.0%, up 5.0 points on the previous 30 days (20.0%)."),
+        (12_000.0, 9_000.0, w.mb, False, "X: 11.7 GB, up 33% on the previous 30 days (8.8 GB)."),
+        (9_000.0, 12_000.0, w.ms, False, "X: 9.0 s, down 25% on the previous 30 days (12.0 s)."),
+        (None, 3.0, w.count, False, "X: not measured in the period."),
+    ],
+)
+def test_figure_sentences(
+    value: float | None, before: float | None, fmt: w.Format, points: bool, expected: str
+) -> None:
+    assert w.figure(CTX, "X", value, before, fmt, points) == expected
+
+
+def test_one_day_periods_read_in_the_singular() -> None:
+    one = Context(
+        Path("."), date(2025, 6, 1), date(2025, 6, 1), None, ReportOptions(), (None, None)
+    )
+    assert w.figure(one, "X", 1.0, None, w.count) == (
+        "X: 1; the previous day has no data to compare with."
+    )
+    assert w.period(one.start, one.end) == "1 Jun 2025"
