@@ -297,3 +297,24 @@ def stacked_bars(
         )
         .properties(height=alt.Step(22))
     )
+
+
+def period_bars(
+    frame: pl.DataFrame, x: str, value: str, title: str, color: str | None = None
+) -> alt.Chart:
+    """`value` per period, one bar per first day in `x` (periods longer than a day, in order);
+    with `color`, stacked per value."""
+    hue = alt.Color(f"{color}:N", title=None) if color else alt.value(GOOD)
+    tooltip = [alt.Tooltip(f"{x}:N", title="Period start (UTC)")]
+    tooltip += [alt.Tooltip(f"{color}:N")] if color else []
+    return (
+        alt.Chart(plain(frame))
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{x}:O", title="Period start (UTC)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"sum({value}):Q", title=title, stack=True),
+            color=hue,
+            tooltip=[*tooltip, alt.Tooltip(f"sum({value}):Q", title=title, format=",.4~f")],
+        )
+        .properties(height=260)
+    )

@@ -118,8 +118,8 @@ def table_csv(frame: pl.DataFrame) -> bytes:
 def report_chart(report: Report, chart: ChartSpec) -> alt.Chart:
     """The app's Altair chart for `chart`, drawn from its table in `report`, without selections.
 
-    Over days: a line, or one bar per day (stacked by `color`). Over a category: horizontal bars
-    largest first (stacked by `color`), whatever the kind.
+    Over days: a line, or one bar per day or per period (stacked by `color`). Over a category:
+    horizontal bars largest first (stacked by `color`), whatever the kind.
     """
     frame = report.tables[chart.table]
     title = label(chart.y)
@@ -128,6 +128,8 @@ def report_chart(report: Report, chart: ChartSpec) -> alt.Chart:
     )
     if chart.kind == "line" and over_days:
         built = charts.lines(frame, chart.x, chart.y, title, chart.color)
+    elif over_days and _days_apart(frame[chart.x]) > 1:
+        built = charts.period_bars(frame, chart.x, chart.y, title, chart.color)
     elif over_days:
         built = charts.day_bars(frame, chart.x, chart.y, title, chart.color)
     elif chart.color:
@@ -135,6 +137,13 @@ def report_chart(report: Report, chart: ChartSpec) -> alt.Chart:
     else:
         built = charts.bars(frame, chart.x, chart.y, title)
     return built.properties(width=CHART_WIDTH)
+
+
+def _days_apart(days: pl.Series) -> int:
+    """The fewest days between two of `days` (1 when there are fewer than two)."""
+    distinct = days.cast(pl.Date).unique().drop_nulls().sort()
+    gaps = distinct.diff().drop_nulls().dt.total_days().to_list()
+    return min(gaps, default=1)
 
 
 def chart_png(report: Report, chart: ChartSpec) -> bytes:
@@ -147,7 +156,8 @@ def _spec(report: Report, chart: ChartSpec) -> dict[str, Any]:
         raise ValueError(f"chart.kind: {chart.kind!r} is not one of bar, line, stacked_bar")
     if chart.table not in report.tables:
         raise ValueError(f"chart.table: {chart.table!r} is not a table of the report")
-    return report_chart(report, chart).to_dict()
+    # The builders are checked against the Vega-Lite schema in the tests; 0.1 s a chart spared here.
+    return report_chart(report, chart).to_dict(validate=False)
 
 
 def _png(spec: dict[str, Any]) -> bytes:

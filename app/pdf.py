@@ -58,8 +58,11 @@ MARGIN = 15 * mm
 #: Room kept at the top and bottom of each page for the running header and the footer.
 BAND = 8 * mm
 #: What a page's frame holds: reportlab pads it by 6 pt on every side.
-WIDTH = PAGE[0] - 2 * MARGIN - 12
+LEFT, RIGHT = MARGIN + 6, PAGE[0] - MARGIN - 6
+WIDTH = RIGHT - LEFT
 HEIGHT = PAGE[1] - 2 * MARGIN - 2 * BAND - 12
+#: Between the summary and the key figures beside it.
+GAP = 10 * mm
 _STYLES = {
     "kicker": ParagraphStyle("kicker", BODY, fontSize=9, textColor=MUTED, spaceAfter=2),
     "title": ParagraphStyle("title", BODY, fontName=BOLD, fontSize=22, leading=27, spaceAfter=8),
@@ -124,7 +127,7 @@ class _NumberedCanvas(Canvas):
             self.__dict__.update(state)
             self.setFont(FONT, 8)
             self.setFillColor(MUTED)
-            self.drawRightString(PAGE[0] - MARGIN, MARGIN, f"Page {number} of {total}")
+            self.drawRightString(RIGHT, MARGIN, f"Page {number} of {total}")
             super().showPage()
         super().save()
 
@@ -136,18 +139,18 @@ def _stamp(canvas: Canvas, _doc: BaseDocTemplate, report: Report, first: bool) -
     canvas.setFillColor(MUTED)
     canvas.setStrokeColor(RULE)
     canvas.setLineWidth(0.4)
-    canvas.line(MARGIN, MARGIN + BAND - 3 * mm, PAGE[0] - MARGIN, MARGIN + BAND - 3 * mm)
+    canvas.line(LEFT, MARGIN + BAND - 3 * mm, RIGHT, MARGIN + BAND - 3 * mm)
     canvas.drawString(
-        MARGIN, MARGIN, f"Data in the lake: {_data_range(report)}. Generated {_generated(report)}."
+        LEFT, MARGIN, f"Data in the lake: {_data_range(report)}. Generated {_generated(report)}."
     )
     if not first:
         top = PAGE[1] - MARGIN - 3 * mm
         canvas.drawString(
-            MARGIN,
+            LEFT,
             top,
             f"perflake · {report.title} · {_period(report.start, report.end)} · {_filters(report)}",
         )
-        canvas.line(MARGIN, top - 2 * mm, PAGE[0] - MARGIN, top - 2 * mm)
+        canvas.line(LEFT, top - 2 * mm, RIGHT, top - 2 * mm)
     canvas.restoreState()
 
 
@@ -183,9 +186,17 @@ def _first_page(report: Report) -> list[Flowable]:
     if figures is None:
         return [*head, *summary, Spacer(1, 10), note]
     right = [Paragraph("Key figures", _STYLES["h2"]), figures]
-    left_width = WIDTH - figures.wrap(WIDTH, HEIGHT)[0] - 12 * mm
-    beside = Table([[summary, right]], colWidths=[left_width, WIDTH - left_width])
-    beside.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), *padding(0)]))
+    figures_width = figures.wrap(WIDTH, HEIGHT)[0]
+    beside = Table([[summary, right]], colWidths=[WIDTH - figures_width, figures_width])
+    beside.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                *padding(0),
+                ("RIGHTPADDING", (0, 0), (0, 0), GAP),
+            ]
+        )
+    )
     # The head's paragraphs and the note, with their spacing, take about this much.
     used = sum(f.wrap(WIDTH, HEIGHT)[1] for f in [*head, note]) + 50
     if beside.wrap(WIDTH, HEIGHT)[1] <= HEIGHT - used:

@@ -249,16 +249,48 @@ RANKED = pl.DataFrame(
         ChartSpec("GPU hours by workflow", "workflows", "bar", "workflow_id", "gpu_hours"),
         ChartSpec("Change", "ranked", "bar", "workflow_id", "change_pct", color="rank_group"),
         ChartSpec("Change", "ranked", "stacked_bar", "workflow_id", "change_pct", "rank_group"),
+        ChartSpec(
+            "Per period", "periods", "stacked_bar", "period_start", "characters", "project_id"
+        ),
     ],
 )
 def test_charts_are_static_pngs_of_the_app_builders(chart: ChartSpec) -> None:
-    report = _report(tables={"workflows": WORKFLOWS, "daily": DAILY, "ranked": RANKED})
+    tables = {"workflows": WORKFLOWS, "daily": DAILY, "ranked": RANKED, "periods": PERIODS}
+    report = _report(tables=tables)
     assert not _has_params(exports.report_chart(report, chart).to_dict())
     png = exports.chart_png(report, chart)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width = int.from_bytes(png[16:20], "big")
     # The plot is CHART_WIDTH pixels plus its axis, legend and padding, twice over.
     assert 2 * exports.CHART_WIDTH < width < 2 * (exports.CHART_WIDTH + 260)
+
+
+PERIODS = pl.DataFrame(
+    {
+        "period_start": [date(2025, 5, 2), date(2025, 5, 2), date(2025, 6, 1)],
+        "project_id": ["p-1", "p-2", "p-1"],
+        "characters": [3, 4, 5],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("days", "x_type"),
+    [
+        ([date(2025, 5, 2), date(2025, 6, 1)], "ordinal"),
+        ([date(2025, 6, 1), date(2025, 6, 2)], "temporal"),
+    ],
+)
+def test_bars_over_periods_longer_than_a_day_get_one_bar_each(
+    days: list[date], x_type: str
+) -> None:
+    table = PERIODS.with_columns(pl.Series("period_start", [days[0], days[0], days[1]]))
+    chart = ChartSpec(
+        "Per period", "periods", "stacked_bar", "period_start", "characters", "project_id"
+    )
+    spec = exports.report_chart(_report(tables={"periods": table}), chart).to_dict()
+    assert spec["encoding"]["x"]["type"] == x_type
+    assert spec["encoding"]["color"]["field"] == "project_id"
 
 
 def test_an_unknown_chart_kind_is_refused() -> None:
