@@ -105,7 +105,7 @@ def series_with_average(
     ]
     # A legend beside a panel would push it past the page's width: legends go on top.
     hue = (
-        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top"))
+        alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", columns=6))
         if color
         else alt.value(GOOD)
     )
@@ -118,7 +118,8 @@ def series_with_average(
         .mark_line(point=True, opacity=0.75)
         .encode(
             x=day_x(x, zoom, title=None),
-            y=alt.Y("y:Q", title=title),
+            # Lines, not bars: the axis may start where the values do.
+            y=alt.Y("y:Q", title=title, scale=alt.Scale(zero=False)),
             color=hue,
             strokeDash=alt.StrokeDash(
                 "line:N",
