@@ -34,6 +34,7 @@ current = st.navigation(
         ],
         "Operations": [
             st.Page(PAGES / "alerts.py", title="Alerts & thresholds"),
+            st.Page(PAGES / "reports.py", title="Reports"),
             st.Page(PAGES / "health.py", title="Ingest health"),
         ],
     }
