@@ -9,7 +9,10 @@ minutes. Stages, reviews and deliveries are not
 written (the performance report does not read them); their views still exist, empty.
 
     make bench-report
-    python -m tests.bench.bench_report --jobs 200000 --repeat 5
+    python -m tests.bench.bench_report --jobs 200000 --repeat 5 --cold 3
+
+Cold: build_report + export(pdf) in a fresh Python process (the imports are timed apart and not
+counted; vl-convert's first chart, ~1 s, is). Warm: the median of later runs in one process.
 """
 
 from __future__ import annotations
@@ -345,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1_000_000, help="completed jobs in the lake")
     parser.add_argument("--seed", type=int, default=11, help="seed of the generated lake")
     parser.add_argument("--repeat", type=int, default=3, help="warm runs (median reported)")
+    parser.add_argument("--cold", type=int, default=2, help="cold runs, each a fresh process")
     args = parser.parse_args(argv)
     print(f"perflake report benchmark: {args.jobs:,} jobs over {DAYS} days, seed {args.seed}")
     print(
@@ -355,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     start, end = LAST_DAY - timedelta(days=PERIOD_DAYS - 1), LAST_DAY
     print(f"report: performance, {start} to {end} ({PERIOD_DAYS} days)")
 
-    cold = cold_run(lake, start, end)
+    # Each cold run is a fresh process; the best of them is the least disturbed by other load.
+    colds = sorted(
+        (cold_run(lake, start, end) for _ in range(args.cold)), key=lambda c: c["build"] + c["pdf"]
+    )
+    cold = colds[0]
     cold_s = cold["build"] + cold["pdf"]
     warm = warm_runs(lake, start, end, args.repeat)
     warm_s = statistics.median(b + p for b, p in warm)
@@ -363,9 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = read_period(lake, start, end)
     baseline_s = time.perf_counter() - t0
 
+    others = ", ".join(f"{c['build'] + c['pdf']:.2f}" for c in colds[1:])
     print(
-        f"cold (fresh process): {cold_s:.2f} s = build_report {cold['build']:.2f} s + "
-        f"PDF {cold['pdf']:.2f} s ({cold['bytes'] / 1024:,.0f} KiB); imports {cold['imports']:.2f} s"
+        f"cold (fresh process, best of {args.cold}): {cold_s:.2f} s = build_report "
+        f"{cold['build']:.2f} s + PDF {cold['pdf']:.2f} s ({cold['bytes'] / 1024:,.0f} KiB); "
+        f"imports {cold['imports']:.2f} s (not counted){'; other runs ' + others + ' s' if others else ''}"
     )
     print(
         f"warm (median of {args.repeat}): {warm_s:.2f} s = build_report "
