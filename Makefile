@@ -12,7 +12,7 @@ SEED ?= 7
 TOPIC ?= perf.job-events
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup run test check lint format typecheck bench bench-ingest bench-app bench-compare clean
+.PHONY: help setup run test check lint format typecheck bench bench-ingest bench-app bench-compare bench-report clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ format: setup ## Reformat the code
 	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
 
-bench: bench-ingest bench-app bench-compare ## Run every benchmark
+bench: bench-ingest bench-app bench-compare bench-report ## Run every benchmark
 
 bench-ingest: setup ## Ingest rate vs a bare kafka-python consumer, RSS, Parquet vs JSON bytes
 	@$(BIN)/python -m tests.bench.bench_ingest
@@ -52,6 +52,9 @@ bench-app: setup ## Every page's queries over a 10M-job, 365-day lake, cold and 
 
 bench-compare: setup ## How often the comparison verdict is right on simulated workflow pairs
 	@$(BIN)/python -m tests.bench.bench_compare
+
+bench-report: setup ## 30-day PDF performance report over a 1M-job lake, cold and warm, vs reading the period into Polars
+	@$(BIN)/python -m tests.bench.bench_report
 
 clean: ## Remove the virtual environment and the demo lake
 	rm -rf $(VENV) $(LAKE)
