@@ -540,6 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except commands.UserError as e:
         print(f"perflake {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`perflake query ... | head`): not an error; silence the rest.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

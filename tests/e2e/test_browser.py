@@ -60,6 +60,7 @@ PAGES = [
     Shown("Compare", "compare", 0, 1),
     Shown("Workers", "workers", 1, 1),
     Shown("Alerts & thresholds", "alerts", 0, 1),
+    Shown("Reports", "reports", 1, 1),
     Shown("Ingest health", "health", 2, 4),
 ]
 
