@@ -60,16 +60,18 @@ class InlineRunner:
 
 
 class ProcessRunner:
-    """The pipeline in a spawned worker process; acks come back as published offsets."""
+    """The pipeline in a forked worker process; acks come back as published offsets.
+
+    Forked, so it starts at once: the parent must not have used Polars (whose thread pool a
+    fork does not carry over) before; `perflake ingest` never does.
+    """
 
     def __init__(self, lake: Path, topic: str, keep_days: int, policy: FlushPolicy) -> None:
-        # Spawned, not forked: a fork would inherit the thread pools of Polars, Arrow and DuckDB
-        # in whatever state the parent left them (a child using them can hang).
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context("fork")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_worker_main,
-            args=(child, lake, topic, keep_days, policy),
+            args=(child, self._conn, lake, topic, keep_days, policy),
             name="perflake-ingest-writer",
             daemon=True,
         )
@@ -159,10 +161,16 @@ class ProcessRunner:
 
 
 def _worker_main(
-    conn: Connection, lake: Path, topic: str, keep_days: int, policy: FlushPolicy
+    conn: Connection,
+    parent_end: Connection,
+    lake: Path,
+    topic: str,
+    keep_days: int,
+    policy: FlushPolicy,
 ) -> None:
-    # Only the parent holds the other end of the pipe, so its death (even by SIGKILL) reads as
-    # end-of-file here and this process exits instead of lingering.
+    # The fork copied the parent's end of the pipe: close it, so that the parent's death
+    # (even by SIGKILL) reads as end-of-file here and this process exits instead of lingering.
+    parent_end.close()
     # The parent owns shutdown: it sends "flush" then "stop" on SIGTERM/SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

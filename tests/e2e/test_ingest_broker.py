@@ -56,7 +56,10 @@ def expected_counts(n_valid: int, n_bad: int) -> dict[str, tuple[int, int]]:
 
 def settings(broker: EmbeddedBroker, topic: str, lake: Path, **kw: object) -> IngestSettings:
     # One group per topic: members of other tests (some killed on purpose) never join this one.
+    # In this process the pipeline runs inline: the test process has used Polars, whose thread
+    # pool a forked writer would not carry over. The writer process runs under `cli_ingest`.
     base: dict = {"until_idle_s": 1.0, "progress_every_s": 1.0, "group": f"g-{topic}"}
+    base["workers"] = 0
     return IngestSettings(broker.bootstrap, topic, lake, **(base | kw))
 
 
@@ -97,7 +100,12 @@ def test_every_view_holds_exactly_the_unique_valid_events(broker, topic, lake, w
     bad = bad_lines()
     # Redeliveries: the same bytes again, later in the stream, under other keys.
     produce(broker.bootstrap, topic, valid + bad + valid[:120] + valid[300:310])
-    Ingest(settings(broker, topic, lake, workers=workers)).run()
+    if workers:
+        proc = cli_ingest(broker, topic, lake, "--until-idle", "1")
+        out, _ = proc.communicate(timeout=150)
+        assert proc.returncode == 0, out.decode()[-2000:]
+    else:
+        Ingest(settings(broker, topic, lake)).run()
     assert counts(lake) == expected_counts(500, len(bad))
 
 
