@@ -46,6 +46,8 @@ EXPLAIN_DIR = Path("/tmp/perflake-bench-explain")
 #: Seconds: (warm, cold) per range; "30d" holds the page to 300 ms warm (see the module docstring).
 TARGETS = {"all": (1.0, 2.0), "30d": (0.3, 2.0)}
 MEMORY_LIMIT_MB = 12_000
+#: Queries listed per page that misses its target.
+PRINTED_QUERIES = 5
 QUERY_MODULES = (
     "alerts",
     "compare",
@@ -170,20 +172,22 @@ PAGES: dict[str, tuple[Callable[[Query, Path, Any], None], tuple[str, ...]]] = {
 
 
 class Recorder:
-    """Times each query call, and inside it DuckDB's connect and execute (the rest is fetching
-    rows and building the Polars frame); keeps each call's SQL for EXPLAIN ANALYZE."""
+    """Times each query call, and inside it getting a DuckDB connection (`lake.views.cursor` on
+    the shared one, else `lake.views.connect`) and executing the SQL (the rest is fetching rows
+    and building the Polars frame); keeps each call's SQL for EXPLAIN ANALYZE."""
 
     def __init__(self) -> None:
         from lake import views
 
         self.calls: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
-        connect, run = views.connect, views.run
+        opener = "cursor" if hasattr(views, "cursor") else "connect"
+        opens, run = getattr(views, opener), views.run
 
-        def timed_connect(*args: Any, **kwargs: Any) -> Any:
+        def timed_open(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return connect(*args, **kwargs)
+                return opens(*args, **kwargs)
             finally:
                 self._add("connect_s", time.perf_counter() - started)
 
@@ -196,7 +200,15 @@ class Recorder:
                 if self._current is not None:
                     self._current["sql"].append((sql, list(params)))
 
-        views.connect, views.run = timed_connect, timed_run
+        setattr(views, opener, timed_open)
+        views.run = timed_run
+        self._undo: tuple[Any, str, Any, Any] = (views, opener, opens, run)
+
+    def restore(self) -> None:
+        """Put lake.views back as it was."""
+        views, opener, opens, run = self._undo
+        setattr(views, opener, opens)
+        views.run = run
 
     def _add(self, key: str, seconds: float) -> None:
         if self._current is not None:
@@ -227,40 +239,63 @@ def child(args: argparse.Namespace) -> None:
     first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     start = first if args.range == "all" else last - timedelta(days=29)
     filters = Filters(start=start, end=last)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for _ in range(1 + args.warm_runs):
         recorder = Recorder()
         started = time.perf_counter()
         page(recorder, args.lake, filters)
+        recorder.restore()
         runs.append({"total_s": time.perf_counter() - started, "calls": recorder.calls})
-    explained = _explain(args, runs[1:] or runs) if args.explain_over else []
+    warm = runs[1:] or runs
+    slow = statistics.median(r["total_s"] for r in warm) >= TARGETS[args.range][0]
+    profiled = _profile(args, warm) if slow and args.profile_top else []
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"runs": runs, "rss_mb": rss, "explained": explained}, default=str))
+    print(json.dumps({"runs": runs, "rss_mb": rss, "profiled": profiled}, default=str))
 
 
-def _explain(args: argparse.Namespace, warm: list[dict[str, Any]]) -> list[str]:
-    """EXPLAIN ANALYZE of each SQL statement of the queries slower than --explain-over (warm
-    median), written to EXPLAIN_DIR; their paths."""
+def _profile(args: argparse.Namespace, warm: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """EXPLAIN ANALYZE (JSON) of the page's --profile-top slowest queries (warm median): the
+    plan goes to EXPLAIN_DIR, the operators that took the most time come back."""
     from contextlib import closing
 
     from lake import views
 
-    paths = []
-    for k, call in enumerate(warm[0]["calls"]):
-        median = statistics.median(run["calls"][k]["total_s"] for run in warm)
-        if median < args.explain_over:
-            continue
+    medians = [statistics.median(run["calls"][k]["total_s"] for run in warm)
+               for k in range(len(warm[0]["calls"]))]  # fmt: skip
+    slowest = sorted(range(len(medians)), key=lambda k: -medians[k])[: args.profile_top]
+    out = []
+    for k in slowest:
+        call = warm[0]["calls"][k]
         for j, (sql, params) in enumerate(call["sql"]):
-            with closing(views.connect(args.lake)) as con:
-                con.execute("set explain_output = 'all'")
-                rows = con.execute("explain analyze " + sql, params).fetchall()
+            with closing(getattr(views, "cursor", views.connect)(args.lake)) as con:
+                plan = json.loads(
+                    con.execute("explain (analyze, format json) " + sql, params).fetchall()[0][-1]
+                )
             slug = "".join(ch if ch.isalnum() else "-" for ch in f"{args.child}-{args.range}")
-            path = EXPLAIN_DIR / f"{slug}-{k:02d}-{call['query'].split('(')[0]}-{j}.txt"
+            path = EXPLAIN_DIR / f"{slug}-{call['query'].split('(')[0]}-{j}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"-- {median:.3f} s warm\n{sql}\n-- params {params}\n\n"
-                            + "\n".join(str(r[-1]) for r in rows))  # fmt: skip
-            paths.append(str(path))
-    return paths
+            path.write_text(json.dumps({"sql": sql, "params": params, "plan": plan}, default=str))
+            operators = sorted(_operators(plan["operator"]), key=lambda o: -o[1])
+            out.append({"query": call["query"], "statement": j, "warm_s": medians[k],
+                        "path": str(path), "read_mb": plan["io"]["total_bytes_read"] / 1e6,
+                        "cpu_s": sum(o[1] for o in operators), "top": operators[:4]})  # fmt: skip
+    return out
+
+
+def _operators(nodes: list[dict[str, Any]]) -> list[tuple[str, float, int, str]]:
+    """(type, seconds, rows out, what it does) of every operator of a JSON plan."""
+    found = []
+    for node in nodes:
+        info = node.get("extra_info", {})
+        what = "; ".join(
+            f"{key}: {value if isinstance(value, str) else ', '.join(map(str, value))}"
+            for key, value in info.items()
+            if key in ("Groups", "Aggregates", "Function", "Join Type", "Conditions", "Order By")
+        )
+        found.append((node["type"], node.get("timing", 0.0), node.get("intermediate_rows", 0),
+                      what[:160]))  # fmt: skip
+        found += _operators(node.get("children", []))
+    return found
 
 
 # --- the pandas baseline, in a fresh process -----------------------------------------------------
@@ -423,6 +458,9 @@ def _load_average() -> str:
 def _cache_key_ms(lake: Path) -> float:
     """Milliseconds of the app's cache key (app.cached.lake_version), paid by every query call
     of a page view, cached result or not."""
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")  # outside `streamlit run` it warns of no runtime
     from app.cached import lake_version
 
     times = []
@@ -433,7 +471,7 @@ def _cache_key_ms(lake: Path) -> float:
     return statistics.median(times) * 1000
 
 
-def report(results: list[dict[str, Any]], base: dict[str, Any], explain_over: float) -> bool:
+def report(results: list[dict[str, Any]], base: dict[str, Any]) -> bool:
     """Print the table and the slow queries; whether every target was met."""
     met = True
     print(f"\n{'page':<28}{'range':<7}{'cold s':>8}{'warm s':>8}{'target (warm/cold)':>20}"
@@ -455,18 +493,25 @@ def report(results: list[dict[str, Any]], base: dict[str, Any], explain_over: fl
         print(f"{'pandas Overview (baseline)':<28}{name:<7}{b['first_s']:>8.3f}{b['warm_s']:>8.3f}"
               f"{'':>20}{1:>12.1f}x{base['rss_mb']:>8.0f}  "
               f"{'figures match' if not b['mismatches'] else 'MISMATCH ' + str(b['mismatches'])}")  # fmt: skip
-    print(f"  (pandas 'cold' = its first run on data already in memory; loading the columns "
-          f"took {base['load_s']:.1f} s)")  # fmt: skip
-    print(f"\nqueries taking >= {explain_over:g} s warm (total = connect + execute + fetch):")
+    print(f"  pandas 'cold' = its first run on data already in memory (loading the columns took "
+          f"{base['load_s']:.1f} s); warm = the mean of its runs before the pages "
+          f"({base['all']['before_s']:.3f} / {base['30d']['before_s']:.3f} s) and after them "
+          f"({base['all']['after_s']:.3f} / {base['30d']['after_s']:.3f} s)")  # fmt: skip
+    print("\nslowest queries of the pages that miss (warm median; connect = getting a cursor, "
+          "fetch = rows to Python and the Polars frame):")  # fmt: skip
     for r in results:
-        for call in r.get("calls", []):
-            if call["warm_s"] >= explain_over:
-                print(f"  {r['page']} [{r['range']}] {call['query']}: cold {call['cold_s']:.3f} s, "
-                      f"warm {call['warm_s']:.3f} s (connect {call['connect_s']:.3f}, execute "
-                      f"{call['execute_s']:.3f}, fetch+frame {call['fetch_s']:.3f}), "
-                      f"{call['rows']} rows")  # fmt: skip
-        for path in r.get("explained", []):
-            print(f"    EXPLAIN ANALYZE: {path}")
+        warm_t = TARGETS[r["range"]][0]
+        if "error" in r or r["warm_s"] < warm_t:
+            continue
+        for call in sorted(r["calls"], key=lambda c: -c["warm_s"])[:PRINTED_QUERIES]:
+            print(f"  {r['page']} [{r['range']}] {call['query']}: warm {call['warm_s']:.3f} s "
+                  f"(connect {call['connect_s']:.3f}, execute {call['execute_s']:.3f}, fetch "
+                  f"{call['fetch_s']:.3f}), cold {call['cold_s']:.3f} s, {call['rows']} rows")  # fmt: skip
+        for prof in r.get("profiled", []):
+            print(f"    EXPLAIN ANALYZE {prof['query']} #{prof['statement']}: {prof['cpu_s']:.1f} "
+                  f"CPU-s in operators, {prof['read_mb']:.0f} MB read; {prof['path']}")  # fmt: skip
+            for kind, seconds, rows, what in prof["top"]:
+                print(f"      {kind:<22}{seconds:>8.2f} s {rows:>12,} rows  {what}")
     return met
 
 
@@ -486,7 +531,7 @@ def summarize(page: str, name: str, out: dict[str, Any]) -> dict[str, Any]:
                       "fetch_s": med["total_s"] - med["connect_s"] - med["execute_s"]})  # fmt: skip
     return {"page": page, "range": name, "cold_s": cold["total_s"], "rss_mb": out["rss_mb"],
             "warm_s": statistics.median(w["total_s"] for w in warm), "calls": calls,
-            "explained": out.get("explained", [])}  # fmt: skip
+            "profiled": out.get("profiled", [])}  # fmt: skip
 
 
 def main() -> int:
@@ -502,8 +547,8 @@ def main() -> int:
     parser.add_argument("--warm-runs", type=int, default=3, help="warm runs per page (median)")
     parser.add_argument("--pages", nargs="*", default=list(PAGES), metavar="PAGE",
                         help="pages to time (default: all)")  # fmt: skip
-    parser.add_argument("--explain-over", type=float, default=0.3,
-                        help="EXPLAIN ANALYZE queries slower than this, warm (s; 0 = never)")  # fmt: skip
+    parser.add_argument("--profile-top", type=int, default=3,
+                        help="EXPLAIN ANALYZE this many slowest queries of a page that misses")  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--range", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -519,7 +564,10 @@ def main() -> int:
     unknown = set(args.pages) - set(PAGES)
     if unknown:
         parser.error(f"--pages: unknown {', '.join(sorted(unknown))}; known: {', '.join(PAGES)}")
-    marker = ensure(args.lake, Spec(args.jobs, args.days, args.seed), args.processes)
+    try:
+        marker = ensure(args.lake, Spec(args.jobs, args.days, args.seed), args.processes)
+    except ValueError as e:
+        parser.error(str(e))
     last = date.fromisoformat(marker["end"])
     first = last - timedelta(days=args.days - 1)
     rows = marker["rows"]
@@ -544,10 +592,18 @@ def main() -> int:
     for page in args.pages:
         for name in PAGES[page][1]:
             evict(args.lake)
-            extra = ["--child", page, "--range", name, "--explain-over", str(args.explain_over)]
+            extra = ["--child", page, "--range", name, "--profile-top", str(args.profile_top)]
             results.append(summarize(page, name, spawn(span[0], extra, *span[1:])))
             print(f"  timed {page} [{name}]", flush=True)
-    met = report(results, base, args.explain_over)
+    after = spawn(span[0], ["--baseline"], *span[1:])
+    if "error" in after:
+        print(f"baseline failed: {after['error']}")
+        return 1
+    for name in ("all", "30d"):
+        before_s, after_s = base[name]["warm_s"], after[name]["warm_s"]
+        base[name] |= {"before_s": before_s, "after_s": after_s, "warm_s": (before_s + after_s) / 2}
+        base[name]["mismatches"] += after[name]["mismatches"]
+    met = report(results, base)
     key_ms = _cache_key_ms(args.lake)
     print(f"\napp cache key (app.cached.lake_version) per query call: {key_ms:.1f} ms, paid on "
           "every page view even when every result is cached")  # fmt: skip

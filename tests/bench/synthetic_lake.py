@@ -7,6 +7,11 @@ frame is lognormal around each workflow's speed on each GPU; failures (~3%) foll
 rules (OOM when a job's real footprint passes the card, timeouts, crashes ...), retried attempts
 included; alerts come from `lake.thresholds.evaluate_jobs` with the lake's own threshold store.
 Each day is drawn from its own seeded generator, so days build in parallel and a seed is a lake.
+
+10M jobs are 10M job ids: ~9.92M completed rows and ~365k failed attempts (~3.6%, retries on
+top), ~45M stage rows (2-5 per attempt), ~20M worker samples (one per worker every 5 minutes),
+~1.1M reviews, ~58k deliveries, ~7k quarantined messages, ~420k alerts: ~1.9 GB of Parquet,
+built in ~14 minutes with 2 processes on 2 busy cores (~2.4 s per day, half of it the writer).
 A finished lake carries a marker in lake.json (`bench_lake`); `ensure` reuses a lake whose marker
 matches and rebuilds anything else.
 """
@@ -35,13 +40,16 @@ from lake.writer import LakeWriter
 #: Bump when the drawn data changes: a lake with another version is rebuilt.
 GENERATOR_VERSION = 3
 MARKER = "bench_lake"
+BUILDING = "_bench_building"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 TIMEOUT_MS = HOUR_MS
 SAMPLE_MS = 300_000
 #: Fleet: the demo's 4:6:6 mix of H100, L40S and RTX 4090, twelve times over.
 FLEET = ((s.H100, 48), (s.L40S, 72), (s.RTX_4090, 72))
-SLOW_WORKER, UNMONITORED_WORKER, EU_FROM = 60, 191, 144  # indexes into the fleet
+#: Indexes into the fleet (worker_id = gpu-<index + 1>): gpu-061, an L40S, throttles (the demo's
+#: gpu-08); gpu-192 has no VRAM monitoring; gpu-145 onwards report through the EU scheduler.
+SLOW_WORKER, UNMONITORED_WORKER, EU_FROM = 60, 191, 144
 CHARACTERS_PER_DAY = 200
 CHARACTER_DAYS = 20  # a character is in production this long
 SCENES = 16  # scenes per character
@@ -66,6 +74,7 @@ THRESHOLDS = (
     Threshold(metric="time_per_frame_ms", warning=15_000.0, critical=22_000.0),
     Threshold(metric="likeness", warning=0.72, critical=0.68),
     Threshold(metric="failure_rate", warning=0.05, critical=0.10),
+    # A worker-scoped threshold, on an ordinary L40S.
     Threshold(metric="vram_peak_pct", scope="worker", scope_id="gpu-060", warning=80, critical=90),
 )
 
@@ -76,7 +85,7 @@ class Spec:
 
     jobs: int = 10_000_000
     days: int = 365
-    seed: int = 20_25
+    seed: int = 2025
     end: date | None = None  # last day; None = yesterday (UTC)
 
     def marker(self, end: date) -> dict[str, Any]:
@@ -85,15 +94,26 @@ class Spec:
 
 
 def ensure(lake: Path, spec: Spec, processes: int = 2, log: Any = print) -> dict[str, Any]:
-    """The lake's marker, after building the lake unless a finished one matching `spec` is there."""
+    """The lake's marker, after building the lake unless a finished one matching `spec` is there.
+
+    Only a missing or empty folder, or one this module built (stale or unfinished), is rebuilt:
+    ValueError for any other folder, so a real lake is never deleted.
+    """
     found = read_meta(lake).get(MARKER) if (lake / "_meta").is_dir() else None
-    if isinstance(found, dict) and all(found.get(k) == v for k, v in _wanted(spec, found).items()):
-        log(f"reusing {lake} (generator v{GENERATOR_VERSION}, built in {found['build_s']:.0f} s)")
-        return found
+    if isinstance(found, dict):
+        wanted = spec.marker(spec.end or date.fromisoformat(str(found.get("end"))))
+        if all(found.get(k) == v for k, v in wanted.items()):
+            log(
+                f"reusing {lake} (generator v{found['version']}, built in {found['build_s']:.0f} s)"
+            )
+            return found
+    elif lake.exists() and any(lake.iterdir()) and not (lake / BUILDING).exists():
+        raise ValueError(f"--lake: {lake} is not a benchmark lake; give a new or empty folder")
     shutil.rmtree(lake, ignore_errors=True)
     end = spec.end or datetime.now(UTC).date() - timedelta(days=1)
     started = time.perf_counter()
     lake.mkdir(parents=True)
+    (lake / BUILDING).touch()  # an interrupted build is still ours to delete
     for threshold in THRESHOLDS:  # the store seeds its defaults (VRAM 85/95%) on first open
         save_threshold(lake, threshold)
     days = [end - timedelta(days=spec.days - 1 - i) for i in range(spec.days)]
@@ -111,12 +131,8 @@ def ensure(lake: Path, spec: Spec, processes: int = 2, log: Any = print) -> dict
                 log(f"  {done}/{len(days)} days, {time.perf_counter() - started:.0f} s")
     marker = spec.marker(end) | {"build_s": time.perf_counter() - started, "rows": rows}
     write_meta(lake, **{MARKER: marker})
+    (lake / BUILDING).unlink()
     return marker
-
-
-def _wanted(spec: Spec, found: dict[str, Any]) -> dict[str, Any]:
-    wanted = spec.marker(spec.end or date.fromisoformat(str(found.get("end", "1970-01-01"))))
-    return wanted
 
 
 def _jobs_per_day(spec: Spec, days: list[date]) -> np.ndarray:
