@@ -12,7 +12,6 @@ import calendar
 import json
 import re
 import sqlite3
-import time as clock
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lake import LakeError
 from lake.layout import ensure_lake, metadata_db
+from lake.store import use_wal
 
 #: The report types of `queries.reports.REPORT_TYPES` (lake cannot import queries; a test keeps
 #: the two equal).
@@ -346,7 +346,7 @@ def _open(lake: Path) -> sqlite3.Connection:
             "select count(*) from sqlite_master where name in ('schedules', 'report_runs_retry')"
         ).fetchone()[0]
         if found != 2:
-            _use_wal(con)
+            use_wal(con, BUSY_TIMEOUT_S)
             with con:
                 con.execute("begin immediate")
                 for statement in _SCHEMA:
@@ -355,19 +355,6 @@ def _open(lake: Path) -> sqlite3.Connection:
         con.close()
         raise ScheduleStoreError(f"cannot prepare the schedule store {path}: {e}") from e
     return con
-
-
-def _use_wal(con: sqlite3.Connection) -> None:
-    """Switch the store to WAL mode (it lasts); two processes switching at once: one retries."""
-    deadline = clock.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            con.execute("pragma journal_mode = wal")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or clock.monotonic() > deadline:
-                raise
-            clock.sleep(0.01)
 
 
 @contextmanager

@@ -12,7 +12,6 @@ import math
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ import pyarrow.compute as pc
 
 from lake import LakeError, views
 from lake.layout import ensure_lake, metadata_db
+from lake.store import use_wal
 from lake.tables import ALERTS, JOB_FAILURES, JOBS, STANDARD_SCORES
 
 #: Metric -> the direction that is bad. Any other score name in quality_scores is allowed too,
@@ -201,7 +201,7 @@ def _open(lake: Path) -> sqlite3.Connection:
     try:
         con.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if con.execute("pragma user_version").fetchone()[0] != _SCHEMA_VERSION:
-            _use_wal(con)
+            use_wal(con, BUSY_TIMEOUT_S)
             with con:
                 con.execute("begin immediate")
                 for statement in _SCHEMA:
@@ -214,21 +214,6 @@ def _open(lake: Path) -> sqlite3.Connection:
         con.close()
         raise ThresholdStoreError(f"cannot prepare the threshold store {path}: {e}") from e
     return con
-
-
-def _use_wal(con: sqlite3.Connection) -> None:
-    """Switch a new store to WAL mode, which lasts; readers then never block the writer."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            con.execute("pragma journal_mode = wal")
-            return
-        except sqlite3.OperationalError as e:
-            # Two connections switching at once would deadlock, so SQLite fails one of them
-            # at once instead of waiting: it tries again.
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 @contextmanager
