@@ -74,6 +74,13 @@ class EmbeddedBroker:
                 self.stop()
                 raise BrokerError(f"tansu did not listen on {url} within {timeout_s:.0f} s")
             time.sleep(0.05)
+        # Something else may have taken the port between the check above and tansu's bind: then
+        # the listener is not ours, and tansu exits on its bind error.
+        time.sleep(0.2)
+        if self.process.poll() is not None:
+            raise BrokerError(
+                f"tansu exited with code {self.process.returncode}; is port {self.port} taken?"
+            )
         return self
 
     def create_topic(self, topic: str = DEFAULT_TOPIC, partitions: int = 4) -> None:

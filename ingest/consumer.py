@@ -3,6 +3,11 @@
 An offset is committed only after the pipeline reports every record before it published; a
 revoked partition's buffer is dropped, never committed; SIGTERM/SIGINT flush, commit and return.
 A broker that is down is retried with backoff, keeping what is buffered.
+
+A partition that a rebalance revokes and gives straight back keeps its fetch position in
+kafka-python (3.x preserves the state of partitions in both assignments), so the consumer is
+moved back to the first record of the dropped buffer: otherwise those records would be skipped,
+and a later commit past them would lose them.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ class Ingest:
         self._pending: dict[int, int] = {}
         self._assigned: set[int] = set()
         self._assigned_at: float | None = None
+        # Per partition: the first offset read and not yet published, the offset after the last
+        # one read, and (after a revocation) where to resume if the partition comes back.
+        self._unpublished: dict[int, int] = {}
+        self._read_to: dict[int, int] = {}
+        self._rewind: dict[int, int] = {}
         runner_type = ProcessRunner if settings.workers else InlineRunner
         # Started before any Kafka client thread exists, so the fork copies no running threads.
         self.runner = runner_type(
@@ -91,6 +101,9 @@ class Ingest:
                     Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
                     for m in messages
                 ]
+                partition = records[0].partition
+                self._unpublished.setdefault(partition, records[0].offset)
+                self._read_to[partition] = records[-1].offset + 1
                 self.runner.submit(records, self._published)
                 self.read += len(records)
                 last_record_at = now
@@ -142,8 +155,42 @@ class Ingest:
 
     def _published(self, offsets: dict[int, int]) -> None:
         for partition, offset in offsets.items():
-            if partition in self._assigned:
-                self._pending[partition] = max(offset, self._pending.get(partition, 0))
+            if partition not in self._assigned:
+                continue
+            self._pending[partition] = max(offset, self._pending.get(partition, 0))
+            if self._read_to.get(partition, 0) > offset:
+                self._unpublished[partition] = max(offset, self._unpublished.get(partition, 0))
+            else:
+                self._unpublished.pop(partition, None)
+
+    def _revoked(self, partitions: list[int]) -> None:
+        """Drop the revoked partitions' buffers; remember where each dropped buffer began."""
+        self.runner.drop(partitions, self._published)
+        for p in partitions:
+            self._assigned.discard(p)
+            self._pending.pop(p, None)
+            self._read_to.pop(p, None)
+            first = self._unpublished.pop(p, None)
+            if first is not None:
+                self._rewind[p] = first
+
+    def _assigned_now(self, assigned: set[TopicPartition]) -> None:
+        """Take the new assignment; a partition given back resumes at its dropped buffer."""
+        assert self.consumer is not None
+        self._assigned = {tp.partition for tp in assigned}
+        self._assigned_at = time.monotonic() if assigned else None
+        log.info("partitions assigned: %s", sorted(self._assigned))
+        for tp in sorted(assigned):
+            offset = self._rewind.get(tp.partition)
+            if offset is not None:
+                log.info(
+                    "partition %d is back: reading again from offset %d (its dropped buffer)",
+                    tp.partition,
+                    offset,
+                )
+                self.consumer.seek(tp, offset)
+        # A partition given to another member starts there from the group's committed offset.
+        self._rewind.clear()
 
     def _commit(self, final: bool = False) -> None:
         if not self._pending or self.consumer is None:
@@ -267,20 +314,13 @@ class _Listener(ConsumerRebalanceListener):
         self.ingest = ingest
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        ing = self.ingest
         partitions = sorted(tp.partition for tp in revoked)
         if partitions:
             log.info("partitions revoked: %s (their buffers are dropped)", partitions)
-        ing.runner.drop(partitions, ing._published)
-        for p in partitions:
-            ing._assigned.discard(p)
-            ing._pending.pop(p, None)
+        self.ingest._revoked(partitions)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        ing = self.ingest
-        ing._assigned = {tp.partition for tp in assigned}
-        ing._assigned_at = time.monotonic() if assigned else None
-        log.info("partitions assigned: %s", sorted(ing._assigned))
+        self.ingest._assigned_now(assigned)
 
 
 @contextmanager

@@ -25,7 +25,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture
 def topic(broker: EmbeddedBroker, request: pytest.FixtureRequest) -> str:
-    name = f"t{next(_topics)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+    # The pid keeps two test sessions apart even if they ever shared a broker (a port race):
+    # the same topic and group names would split the partitions between their consumers.
+    name = f"t{os.getpid()}-{next(_topics)}-{request.node.name[:40]}"
+    name = name.replace("[", "-").replace("]", "")
     create_topic(broker.bootstrap, name, 4)
     return name
 
