@@ -21,7 +21,7 @@ $(BIN)/perflake: pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 	@# --inexact keeps uv itself, which lives in the same environment and is not in the lock.
-	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync -q --frozen --inexact --python $(BIN)/python
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync -q --frozen --inexact --compile-bytecode --python $(BIN)/python
 	@touch $@
 
 setup: $(BIN)/perflake ## Create .venv from uv.lock with the project (editable) and dev tools

@@ -6,6 +6,8 @@ nothing of the consumer or the broker; the tests fill it by hand.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -46,6 +48,46 @@ class Record(NamedTuple):
     value: bytes | None
 
 
+class Chunk(NamedTuple):
+    """Consecutive records of one Kafka partition, as columns.
+
+    The form records travel in to the writer process: one object of plain lists pickles several
+    times faster than as many Records, and the batch keeps them as they come.
+    """
+
+    topic: str
+    partition: int
+    offsets: list[int]
+    timestamps: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+    def record(self, i: int) -> Record:
+        return Record(
+            self.topic,
+            self.partition,
+            self.offsets[i],
+            self.timestamps[i],
+            self.keys[i],
+            self.values[i],
+        )
+
+    @staticmethod
+    def of(records: list[Record]) -> list[Chunk]:
+        """`records` as chunks: one per run of records of the same partition, in order."""
+        chunks: list[Chunk] = []
+        for r in records:
+            last = chunks[-1] if chunks else None
+            if last is None or last.partition != r.partition or last.topic != r.topic:
+                last = Chunk(r.topic, r.partition, [], [], [], [])
+                chunks.append(last)
+            last.offsets.append(r.offset)
+            last.timestamps.append(r.timestamp)
+            last.keys.append(r.key)
+            last.values.append(r.value)
+        return chunks
+
+
 @dataclass
 class Decoded:
     """A flush's records decoded: one Arrow table per (lake table, day), and the quarantined."""
@@ -71,7 +113,8 @@ class Batch:
         self.oldest_day = oldest_day
         self.columnar = columnar
         self.partitions: dict[int, PartitionBuffer] = {}
-        self._pending: list[Record] = []
+        self._pending: list[Chunk] = []
+        self._pending_records = 0
         # Decoded rows per lake table, in the staging shape (see `_staged`).
         self._decoded: dict[str, list[pa.Table]] = defaultdict(list)
 
@@ -84,24 +127,33 @@ class Batch:
         return sum(b.bytes for b in self.partitions.values())
 
     def add(self, record: Record, now: datetime) -> None:
-        """Buffer one record; every CHUNK records, decode those pending.
+        """Buffer one record (see `add_chunk`)."""
+        for chunk in Chunk.of([record]):
+            self.add_chunk(chunk, now)
+
+    def add_chunk(self, chunk: Chunk, now: datetime) -> None:
+        """Buffer consecutive records of one partition; every CHUNK records, decode those pending.
 
         `now` (UTC) bounds how far in the future an event may lie.
         """
-        buf = self.partitions.get(record.partition)
+        if not chunk.offsets:
+            return
+        buf = self.partitions.get(chunk.partition)
         if buf is None:
-            buf = self.partitions[record.partition] = PartitionBuffer(record.offset)
-        buf.last_offset = record.offset
-        buf.records += 1
-        buf.bytes += len(record.value or b"")
-        self._pending.append(record)
-        if len(self._pending) >= CHUNK:
+            buf = self.partitions[chunk.partition] = PartitionBuffer(chunk.offsets[0])
+        buf.last_offset = chunk.offsets[-1]
+        buf.records += len(chunk.offsets)
+        buf.bytes += sum(len(v) for v in chunk.values if v)
+        self._pending.append(chunk)
+        self._pending_records += len(chunk.offsets)
+        if self._pending_records >= CHUNK:
             self._decode_pending(now)
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its records will be read again)."""
         self.partitions.pop(partition, None)
-        self._pending = [r for r in self._pending if r.partition != partition]
+        self._pending = [c for c in self._pending if c.partition != partition]
+        self._pending_records = sum(len(c.offsets) for c in self._pending)
         for name, parts in self._decoded.items():
             self._decoded[name] = [
                 p.filter(pc.not_equal(p.column("kafka_partition"), partition)) for p in parts
@@ -129,23 +181,27 @@ class Batch:
         return Decoded(sorted(out, key=lambda t: (t[0].name, t[1])), quarantined)
 
     def _decode_pending(self, now: datetime) -> None:
-        records, self._pending = self._pending, []
-        if not records:
+        chunks, self._pending, self._pending_records = self._pending, [], 0
+        if not chunks:
             return
+        values = [v for c in chunks for v in c.values]
+        ends = list(itertools.accumulate(len(c.offsets) for c in chunks))
         if self.columnar:
-            fast = columnar.decode_batch([r.value for r in records], now, self.oldest_day)
+            fast = columnar.decode_batch(values, now, self.oldest_day)
             pieces, slow = fast.tables, fast.slow
         else:
-            pieces, slow = {}, list(range(len(records)))
+            pieces, slow = {}, list(range(len(values)))
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for i in slow:
-            if not self._decode_one(records[i], i, now, rows):
-                self.partitions[records[i].partition].quarantined += 1
+        for pos in slow:  # the few decoded one by one: find their chunk
+            k = bisect.bisect_right(ends, pos)
+            chunk, i = chunks[k], pos - (ends[k - 1] if k else 0)
+            if not self._decode_one(chunk.record(i), pos, now, rows):
+                self.partitions[chunk.partition].quarantined += 1
         for name, table_rows in rows.items():
             pieces.setdefault(name, []).append(to_arrow(TABLES[name], table_rows, None, pos=True))
         for name, parts in pieces.items():
             staged = pa.concat_tables([_staged(TABLES[name], p) for p in parts])
-            self._decoded[name].append(_with_kafka(staged, records))
+            self._decoded[name].append(_with_kafka(staged, chunks))
 
     def _decode_one(
         self, record: Record, pos: int, now: datetime, rows: dict[str, list[dict[str, Any]]]
@@ -178,11 +234,12 @@ def _staged(table: Table, part: pa.Table) -> pa.Table:
     return part.select(schema.names).cast(schema)
 
 
-def _with_kafka(data: pa.Table, records: list[Record]) -> pa.Table:
-    """Swap `_pos` (a row's place in `records`) for its Kafka partition and offset."""
+def _with_kafka(data: pa.Table, chunks: list[Chunk]) -> pa.Table:
+    """Swap `_pos` (a row's place in the chunks, one after the other) for its Kafka partition
+    and offset."""
     pos = data.column(columnar.POS)
-    partitions = pa.array([r.partition for r in records], pa.int32()).take(pos)
-    offsets = pa.array([r.offset for r in records], pa.int64()).take(pos)
+    partitions = pa.array([c.partition for c in chunks for _ in c.offsets], pa.int32()).take(pos)
+    offsets = pa.array([o for c in chunks for o in c.offsets], pa.int64()).take(pos)
     data = data.drop_columns([columnar.POS])
     return data.append_column("kafka_partition", partitions).append_column("kafka_offset", offsets)
 

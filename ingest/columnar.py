@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -482,3 +482,10 @@ def _stage_rows(stages: pa.ListArray, job: dict[str, Any], pos: pa.Array, outcom
         [columns[c].cast(JOB_STAGES.schema.field(c).type) for c in names] + [pos.take(parents)],
         names=[*names, POS],
     )
+
+
+def warm_up() -> None:
+    """Decode one message: pyarrow imports pandas on its first array (about 0.7 s), and the JSON
+    reader and compute kernels initialise; a worker does it before the first chunk arrives."""
+    sample = b'{"schema_version": 1, "event_type": "worker.sample"}'
+    decode_batch([sample], datetime.now(UTC), None)

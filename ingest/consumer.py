@@ -27,7 +27,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from ingest.batch import Record
+from ingest.batch import Chunk
 from ingest.pipeline import Stats
 from ingest.runner import InlineRunner, ProcessRunner
 from ingest.settings import IngestSettings
@@ -96,16 +96,21 @@ class Ingest:
         while not self.stop.is_set():
             polled = self._poll()
             now = time.monotonic()
-            for _tp, messages in polled.items():
-                records = [
-                    Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
-                    for m in messages
-                ]
-                partition = records[0].partition
-                self._unpublished.setdefault(partition, records[0].offset)
-                self._read_to[partition] = records[-1].offset + 1
-                self.runner.submit(records, self._published)
-                self.read += len(records)
+            for tp, messages in polled.items():
+                if not messages:
+                    continue
+                chunk = Chunk(
+                    tp.topic,
+                    tp.partition,
+                    [m.offset for m in messages],
+                    [m.timestamp for m in messages],
+                    [m.key for m in messages],
+                    [m.value for m in messages],
+                )
+                self._unpublished.setdefault(tp.partition, chunk.offsets[0])
+                self._read_to[tp.partition] = chunk.offsets[-1] + 1
+                self.runner.submit(chunk, self._published)
+                self.read += len(chunk.offsets)
                 last_record_at = now
             self.runner.tick(self._published)
             self._commit()

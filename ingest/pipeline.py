@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.batch import Batch, Decoded, Record
+from ingest.batch import Batch, Chunk, Decoded, Record
 from lake.layout import ensure_lake, file_name, retention_floor
 from lake.maintenance import retention_cutoff
 from lake.tables import ALERTS, JOB_FAILURES, JOBS, Table
@@ -68,16 +68,18 @@ class Pipeline:
         self._batch = self._new_batch()
         self._oldest_at: float | None = None
 
-    def add(self, records: list[Record]) -> None:
-        """Decode records into the buffer (bad ones into the quarantine buffer)."""
-        if not records:
+    def add(self, records: list[Record] | Chunk) -> None:
+        """Decode records into the buffer (bad ones into the quarantine buffer): a list of
+        records of any partitions, or a chunk of one partition's."""
+        chunks = [records] if isinstance(records, Chunk) else Chunk.of(records)
+        if not any(c.offsets for c in chunks):
             return
         if self._oldest_at is None:
             self._oldest_at = time.monotonic()
         now = datetime.now(UTC)
-        for record in records:
-            self._batch.add(record, now)
-        self.stats.records += len(records)
+        for chunk in chunks:
+            self._batch.add_chunk(chunk, now)
+            self.stats.records += len(chunk.offsets)
 
     def due(self) -> bool:
         """Whether the buffer has reached a flush limit (count, bytes or latency)."""

@@ -19,7 +19,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ingest import IngestError
-from ingest.batch import Record
+from ingest.batch import Chunk
+from ingest.columnar import warm_up
 from ingest.pipeline import FlushPolicy, Pipeline, Stats
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class InlineRunner:
     def stats(self) -> Stats:
         return self.pipeline.stats
 
-    def submit(self, records: list[Record], on_published: OnPublished) -> None:
+    def submit(self, records: Chunk, on_published: OnPublished) -> None:
         self.pipeline.add(records)
         self.tick(on_published)
 
@@ -87,7 +88,7 @@ class ProcessRunner:
         self._sender.start()
         self._wait_for("ready", lambda offsets: None)
 
-    def submit(self, records: list[Record], on_published: OnPublished) -> None:
+    def submit(self, records: Chunk, on_published: OnPublished) -> None:
         self._send(("add", records))
         self.tick(on_published)
 
@@ -177,6 +178,8 @@ def _worker_main(
     try:
         pipeline = Pipeline(lake, topic, keep_days, policy)
         conn.send(("ready", {}, pipeline.stats))
+        # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s).
+        warm_up()
         while True:
             timeout = pipeline.seconds_to_due()
             if conn.poll(None if timeout == float("inf") else timeout):

@@ -7,12 +7,13 @@ nothing of Streamlit. Table and column names are identifiers, not values: they g
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from lake.layout import read_meta
+from lake.layout import partition_days, read_meta
 from lake.tables import TABLES
 from queries.base import column, frame, quoted
 
@@ -86,6 +87,7 @@ def table_totals(lake: Path) -> pl.DataFrame:
 LATEST_EVENTS_PART = """(select ? as event_type, event_id, occurred_at, ingested_at,
     {subject} as subject
 from {view}
+where {since}
 order by occurred_at desc, event_id
 limit ?)"""
 LATEST_EVENTS = """
@@ -94,7 +96,6 @@ from (
 {parts}
 )
 order by occurred_at desc, event_id
-limit ?
 """
 
 
@@ -102,15 +103,55 @@ def latest_events(lake: Path, limit: int = 20) -> pl.DataFrame:
     """One row per event, newest `occurred_at` first, across the event tables (ties by event_id).
 
     `subject` is what the event is about: the job, worker, review or character.
+
+    A table's newest events lie in its newest day folder (a day is the UTC date of
+    `occurred_at`), so each table is read from that day alone, and in full only when that day
+    holds fewer than `limit` events: a few files instead of the whole lake.
     """
     if limit < 1:
         raise ValueError(f"limit: must be >= 1, got {limit}")
-    parts = "\nunion all\n".join(
-        LATEST_EVENTS_PART.format(view=quoted(name, TABLES), subject=column(name, subject))
-        for name, (_, subject) in EVENT_TABLES.items()
+    newest = {name: partition_days(lake, name)[-1:] for name in EVENT_TABLES}
+    found = _latest(lake, limit, {name: days[0] for name, days in newest.items() if days})
+    per_type = found.group_by("event_type").len()
+    counts = dict(zip(per_type["event_type"].to_list(), per_type["len"].to_list(), strict=True))
+    short = [
+        name
+        for name, (event_type, _) in EVENT_TABLES.items()
+        if newest[name] and counts.get(event_type, 0) < limit
+    ]
+    if short:
+        rest = _latest(lake, limit, {}, only=short)
+        found = pl.concat(
+            [
+                found.filter(
+                    ~pl.col("event_type").is_in([EVENT_TABLES[name][0] for name in short])
+                ),
+                rest,
+            ]
+        )
+    return found.sort(["occurred_at", "event_id"], descending=[True, False], nulls_last=True).head(
+        limit
     )
-    params = [value for event_type, _ in EVENT_TABLES.values() for value in (event_type, limit)]
-    return frame(lake, LATEST_EVENTS.format(parts=parts), [*params, limit])
+
+
+def _latest(
+    lake: Path, limit: int, since: dict[str, date], only: list[str] | None = None
+) -> pl.DataFrame:
+    """Each table's `limit` newest events (from day `since[table]` on, when given)."""
+    parts, params = [], []
+    for name, (event_type, subject) in EVENT_TABLES.items():
+        if only is not None and name not in only:
+            continue
+        day = since.get(name)
+        parts.append(
+            LATEST_EVENTS_PART.format(
+                view=quoted(name, TABLES),
+                subject=column(name, subject),
+                since="date >= ?" if day else "true",
+            )
+        )
+        params += [event_type, *([day] if day else []), limit]
+    return frame(lake, LATEST_EVENTS.format(parts="\nunion all\n".join(parts)), params)
 
 
 QUARANTINE = """
