@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 import streamlit as st
 
 from app import cached, urlstate
-from queries import workers, workflows
+from queries import workflows
 from queries.base import Filters
 
 #: Range preset -> days it spans, ending today (UTC); None = custom days.
@@ -87,29 +88,16 @@ def _date_range(bar: st.delta_generator.DeltaGenerator) -> tuple[date, date]:
 
 
 def choices() -> Choices:
-    """Every value in the lake per dimension, sorted.
-
-    Taken from whole-lake query results (no date range) until a query lists them directly.
-    """
-    everything = Filters()
+    """Every value in the lake per dimension, sorted (one cached query over the whole lake)."""
+    found = cached.result(workflows.filter_choices)
     by = {
-        dimension: tuple(
-            sorted(
-                v
-                for v in cached.result(workflows.gpu_time_by, everything, dimension)
-                .get_column("value")
-                .to_list()
-                if v is not None
-            )
-        )
-        for dimension in ("project_id", "scene_type", "resolution_tier")
+        c: tuple(found.filter(pl.col("dimension") == c).get_column("value").to_list())
+        for c in workflows.CHOICE_COLUMNS
     }
-    summary = cached.result(workflows.workflow_summary, everything)
-    fleet = cached.result(workers.worker_summary, everything)
     return Choices(
         projects=by["project_id"],
-        workflows=tuple(summary.get_column("workflow_id").to_list()),
-        workers=tuple(fleet.get_column("worker_id").to_list()),
+        workflows=by["workflow_id"],
+        workers=by["worker_id"],
         scene_types=by["scene_type"],
         resolution_tiers=by["resolution_tier"],
     )

@@ -14,6 +14,9 @@ import polars as pl
 from lake.thresholds import LEVELS, list_thresholds
 from queries.base import Filters, frame
 
+#: Alerts the app lists one by one at most (its counts come from `active_alerts`).
+LISTED = 1000
+
 ALERTS = """
 select occurred_at, level, metric, value, threshold, scope, scope_id, workflow_id, worker_id,
     job_id
@@ -21,20 +24,28 @@ from alerts
 where {where}
     and level in ({levels})
 order by occurred_at desc, event_id, metric
+{limit}
 """
 
 
-def alerts(lake: Path, filters: Filters, level: str | None = None) -> pl.DataFrame:
+def alerts(
+    lake: Path, filters: Filters, level: str | None = None, limit: int | None = None
+) -> pl.DataFrame:
     """One row per alert in range, newest first (ties by event and metric).
 
-    `level` keeps only 'warning' or 'critical' alerts (None: both).
+    `level` keeps only 'warning' or 'critical' alerts (None: both); `limit` keeps the newest
+    that many (None: all; `active_alerts` counts them all).
     """
     if level is not None and level not in LEVELS:
         raise ValueError(f"level: must be one of {', '.join(LEVELS)} or none, got {level!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit: must be >= 1, got {limit}")
     levels = LEVELS if level is None else (level,)
     where, params = filters.where("alerts")
-    sql = ALERTS.format(where=where, levels=", ".join("?" * len(levels)))
-    return frame(lake, sql, [*params, *levels])
+    sql = ALERTS.format(
+        where=where, levels=", ".join("?" * len(levels)), limit="limit ?" if limit else ""
+    )
+    return frame(lake, sql, [*params, *levels, *([limit] if limit else [])])
 
 
 ACTIVE_ALERTS = """

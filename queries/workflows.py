@@ -196,3 +196,35 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         stages += STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
         params += [*jobs_params, *failure_params]
     return frame(lake, STAGE_BREAKDOWN.format(stages=stages), params)
+
+
+#: Filter field -> the column its choices come from (the sidebar's project, workflow, worker,
+#: scene type and resolution tier lists).
+CHOICE_COLUMNS = ("project_id", "workflow_id", "worker_id", "scene_type", "resolution_tier")
+
+FILTER_CHOICES = """
+with attempts as (
+    select {columns} from jobs
+    union all
+    select {columns} from job_failures
+)
+select {columns}
+from attempts
+group by grouping sets ({sets})
+"""
+
+
+def filter_choices(lake: Path) -> pl.DataFrame:
+    """One row per value of each filter dimension over the whole lake (completed and failed
+    attempts): dimension (a column of CHOICE_COLUMNS), value; sorted, nulls left out.
+
+    One scan of five dictionary-encoded columns, whatever the number of dimensions.
+    """
+    columns = ", ".join(column("jobs", c) for c in CHOICE_COLUMNS)
+    sets = ", ".join(f"({column('job_failures', c)})" for c in CHOICE_COLUMNS)
+    grouped = frame(lake, FILTER_CHOICES.format(columns=columns, sets=sets))
+    parts = [
+        grouped.select(pl.lit(c).alias("dimension"), pl.col(c).alias("value")).drop_nulls("value")
+        for c in CHOICE_COLUMNS
+    ]
+    return pl.concat(parts).unique().sort(["dimension", "value"])

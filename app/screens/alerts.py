@@ -34,23 +34,31 @@ def _alerts(filters: Filters) -> None:
         "level", "Level", list(LEVELS), format_func=LEVELS.__getitem__, widget="radio",
         horizontal=True,
     )  # fmt: skip
-    raised = cached.result(alerts.alerts, filters, None if level == "all" else level)
-    total, critical, warning = st.columns(3)
-    levels = raised.get_column("level")
-    total.metric("Alerts", formats.count(raised.height))
-    critical.metric("Critical", formats.count(int((levels == "critical").sum())))
-    warning.metric("Warning", formats.count(int((levels == "warning").sum())))
-    if raised.is_empty():
-        st.success("No alert was raised in this range: no job crossed an enabled threshold.")
-        return
-    st.markdown("**Grouped**")
     grouped = cached.result(alerts.active_alerts, filters)
     if level != "all":
         grouped = grouped.filter(pl.col("level") == level)
+    counts = grouped.group_by("level").agg(pl.col("alerts").sum())
+    per_level = dict(zip(counts["level"].to_list(), counts["alerts"].to_list(), strict=True))
+    total, critical, warning = st.columns(3)
+    total.metric("Alerts", formats.count(sum(per_level.values())))
+    critical.metric("Critical", formats.count(per_level.get("critical", 0)))
+    warning.metric("Warning", formats.count(per_level.get("warning", 0)))
+    if not per_level:
+        st.success("No alert was raised in this range: no job crossed an enabled threshold.")
+        return
+    st.markdown("**Grouped**")
     st.caption("Alerts per metric, level, workflow and worker, with the last one's time.")
     tables.table(grouped, "active_alerts")
-    st.markdown("**Every alert**")
-    st.caption("Newest first; value and threshold in the metric's unit.")
+    raised = cached.result(alerts.alerts, filters, None if level == "all" else level, alerts.LISTED)
+    st.markdown(
+        "**Every alert**"
+        if raised.height == sum(per_level.values())
+        else f"**The newest {formats.count(raised.height)} alerts**"
+    )
+    st.caption(
+        "Newest first; value and threshold in the metric's unit. "
+        "`perflake query alerts` lists every alert of a range."
+    )
     tables.table(raised, "alerts", height=320)
 
 

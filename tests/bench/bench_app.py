@@ -65,14 +65,9 @@ Query = Callable[..., Any]
 
 
 def sidebar(q: Query, lake: Path, f: Any) -> None:
-    from queries import workers, workflows
-    from queries.base import Filters
+    from queries import workflows
 
-    everything = Filters()
-    for dimension in ("project_id", "scene_type", "resolution_tier"):
-        q(workflows.gpu_time_by, lake, everything, dimension)
-    q(workflows.workflow_summary, lake, everything)
-    q(workers.worker_summary, lake, everything)
+    q(workflows.filter_choices, lake)
 
 
 def overview_page(q: Query, lake: Path, f: Any) -> None:
@@ -139,8 +134,8 @@ def alerts_page(q: Query, lake: Path, f: Any) -> None:
     from queries import alerts, overview
 
     q(overview.overview_totals, lake, f)
-    q(alerts.alerts, lake, f, None)
     q(alerts.active_alerts, lake, f)
+    q(alerts.alerts, lake, f, None, alerts.LISTED)
     q(alerts.thresholds, lake)
 
 

@@ -289,3 +289,28 @@ def test_a_lake_without_data_gives_typed_results(bare_lake: Path) -> None:
     assert workflows.histogram(bare_lake, ALL, "time_per_frame_ms").is_empty()
     assert workflows.gpu_time_by(bare_lake, ALL, "project_id").is_empty()
     assert workflows.stage_breakdown(bare_lake, Filters(projects=("p1",))).schema == STAGES_SCHEMA
+
+
+def test_filter_choices_list_every_value_of_jobs_and_failures(farm: Path) -> None:
+    # wf-c appears only through the failure f2.
+    got = workflows.filter_choices(farm)
+    assert got.schema == pl.Schema({"dimension": pl.String(), "value": pl.String()})
+    assert got.rows() == [
+        ("project_id", "p1"),
+        ("project_id", "p2"),
+        ("resolution_tier", "1080p"),
+        ("resolution_tier", "4k"),
+        ("resolution_tier", "720p"),
+        ("scene_type", "action"),
+        ("scene_type", "idle"),
+        ("scene_type", "walk"),
+        ("worker_id", "gpu-01"),
+        ("worker_id", "gpu-02"),
+        ("workflow_id", "wf-a"),
+        ("workflow_id", "wf-b"),
+        ("workflow_id", "wf-c"),
+    ]
+
+
+def test_filter_choices_of_an_empty_lake_are_empty(bare_lake: Path) -> None:
+    assert workflows.filter_choices(bare_lake).is_empty()
