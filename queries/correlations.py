@@ -32,26 +32,18 @@ CORRELATION_SCHEMA: dict[str, pl.DataType] = {
     "n": pl.Int64(),
 }
 
-# What there is to correlate: jobs per workflow (to size the sample), and the names of the numeric
-# parameters and of the quality scores (custom ones included) in range.
-CORRELATION_NAMES = """
-select 'workflow' as kind, workflow_id as name, count(*) as jobs
+# Jobs per workflow in range, to size each workflow's sample.
+CORRELATION_JOBS = """
+select workflow_id, count(*) as jobs
 from jobs
 where {where}
 group by workflow_id
-union all
-select distinct 'param' as kind, unnest(map_keys(params_num)) as name, null as jobs
-from jobs
-where {where}
-union all
-select distinct 'score' as kind, unnest(map_keys(quality_scores)) as name, null as jobs
-from jobs
-where {where}
-order by kind, name
 """
-# One row per sampled job: every parameter and score named as a column (null where absent).
+# The sampled jobs: every numeric parameter and score, as parallel key and value lists.
 CORRELATION_VALUES = """
-select workflow_id, {columns}
+select workflow_id,
+    map_keys(params_num) as param_keys, map_values(params_num) as param_values,
+    map_keys(quality_scores) as score_keys, map_values(quality_scores) as score_values
 from jobs
 where {where}
     and hash(event_id) % 1000000 < {keep}
@@ -67,27 +59,47 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     than MAX_JOBS jobs is sampled down to about that many (n says how many were used).
     """
     where, params = filters.where("jobs")
-    names = frame(lake, CORRELATION_NAMES.format(where=where), params * 3)
-    of = {kind: names.filter(pl.col("kind") == kind) for kind in ("workflow", "param", "score")}
-    keys = of["param"].get_column("name").to_list()
-    scores = of["score"].get_column("name").to_list()
-    if not keys or not scores:
-        return pl.DataFrame(schema=CORRELATION_SCHEMA)
+    jobs = frame(lake, CORRELATION_JOBS.format(where=where), params)
     # Per big workflow, the share of hash values kept (in millionths); the others keep every job.
-    big = of["workflow"].filter(pl.col("jobs") > MAX_JOBS).select("name", "jobs").rows()
+    big = jobs.filter(pl.col("jobs") > MAX_JOBS).sort("workflow_id").rows()
     cases = " ".join("when ? then ?" for _ in big)
     keep = f"case workflow_id {cases} else 1000000 end" if big else "1000000"
-    shares = [v for workflow, jobs in big for v in (workflow, 1_000_000 * MAX_JOBS // jobs)]
-    columns = [f"params_num[?] as p{i}" for i in range(len(keys))]
-    columns += [f"quality_scores[?] as s{i}" for i in range(len(scores))]
-    sql = CORRELATION_VALUES.format(columns=", ".join(columns), where=where, keep=keep)
-    values = frame(lake, sql, [*keys, *scores, *params, *shares])
+    shares = [v for workflow, n in big for v in (workflow, 1_000_000 * MAX_JOBS // n)]
+    sql = CORRELATION_VALUES.format(where=where, keep=keep)
+    sampled = frame(lake, sql, [*params, *shares]).with_row_index("job")
+    # Parameter and score names are those of the sampled jobs: a name no sampled job has could
+    # not reach MIN_PAIRS in the sample anyway.
+    x, keys = _wide(sampled, "param_keys", "param_values", "p")
+    y, scores = _wide(sampled, "score_keys", "score_values", "s")
+    if not keys or not scores:
+        return pl.DataFrame(schema=CORRELATION_SCHEMA)
+    values = pl.concat([sampled.select("workflow_id"), x, y], how="horizontal")
     rows = list(_correlated(values, keys, scores))
     result = pl.DataFrame(rows, schema=CORRELATION_SCHEMA, orient="row")
     return result.sort(
         [pl.col("workflow_id"), pl.col("spearman_r").abs(), pl.col("param"), pl.col("score")],
         descending=[False, True, False, False],
     )
+
+
+def _wide(
+    sampled: pl.DataFrame, keys: str, values: str, prefix: str
+) -> tuple[pl.DataFrame, list[str]]:
+    """The key and value lists of `sampled` as one column per key (sorted names, null where a
+    job lacks it, named `prefix` and the position), one row per sampled job in order; and the
+    names."""
+    long = (
+        sampled.select("job", pl.col(keys).alias("key"), pl.col(values).alias("value"))
+        .explode(["key", "value"])
+        .drop_nulls("key")
+    )
+    names = sorted(long.get_column("key").unique().to_list())
+    if not names:
+        return pl.DataFrame(), []
+    wide = long.pivot(on="key", index="job", values="value", aggregate_function="first")
+    rows = sampled.select("job").join(wide, on="job", how="left", maintain_order="left")
+    columns = [pl.col(n).cast(pl.Float64).alias(f"{prefix}{i}") for i, n in enumerate(names)]
+    return rows.select(columns), names
 
 
 def _correlated(
