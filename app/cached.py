@@ -8,6 +8,7 @@ data shows on the next rerun without a restart. Only functions of the `queries` 
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,13 +32,29 @@ def result(query: Callable[..., T], *args: Any) -> T:
     return value
 
 
+#: Seconds a computed lake version is reused: a page's queries, run one after the other, share
+#: one (on a year-long lake computing it takes 2,920 `stat` calls, about 35 ms).
+VERSION_REUSE_S = 1.0
+_versions: dict[Path, tuple[float, int]] = {}
+
+
 def lake_version(lake: Path) -> int:
     """Newest change time (ns) of the lake's partition folders; 0 for an empty or missing lake.
 
     The writer publishes a file into its partition folder and compaction swaps folders: either
     changes a folder's time, so new data means a new version (retention dropping a day does not;
-    the TTL covers it). A few hundred `stat` calls.
+    the TTL covers it). Reused for VERSION_REUSE_S, so new data shows a second later at most.
     """
+    now = time.monotonic()
+    known = _versions.get(lake)
+    if known is not None and now - known[0] < VERSION_REUSE_S:
+        return known[1]
+    version = _newest_change(lake)
+    _versions[lake] = (now, version)
+    return version
+
+
+def _newest_change(lake: Path) -> int:
     newest = 0
     for table in TABLES:
         for day in partition_days(lake, table):

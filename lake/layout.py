@@ -47,6 +47,15 @@ def partition_days(lake: Path, table: str) -> list[date]:
     return sorted(days)
 
 
+def has_partitions(lake: Path, table: str) -> bool:
+    """Whether `table` has a partition folder: stops at the first (no full listing)."""
+    try:
+        with os.scandir(lake / table) as entries:
+            return any(e.name.startswith(_DATE_PREFIX) and e.is_dir() for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def data_files(folder: Path) -> list[Path]:
     """Published Parquet files of one partition folder (temporary files excluded), by name."""
     if not folder.is_dir():

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from lake import QueryError
-from lake.layout import ensure_lake, partition_days, partition_glob
+from lake.layout import ensure_lake, has_partitions, partition_days, partition_glob
 from lake.tables import TABLES, Table
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def cursor(lake: Path) -> duckdb.DuckDBPyConnection:
     files at every query; they are redefined when a table gets its first files.
     """
     lake = ensure_lake(lake)
-    shape = tuple(bool(partition_days(lake, t.name)) for t in TABLES.values())
+    shape = tuple(has_partitions(lake, t.name) for t in TABLES.values())
     with _SHARED_LOCK:
         entry = _SHARED.get(lake)
         if entry is None or entry[0] != shape:

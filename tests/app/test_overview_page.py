@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from app import cached
 from tests.app.apptest import FARM_DAYS, downloads, open_page, rerun
 from tests.lakes import write_events
 
@@ -103,6 +105,8 @@ def test_new_data_shows_without_a_restart(
         "total_gpu_time_ms": 24_000,
     }
     write_events(lake, [late])
-    # The next rerun, well within the cache's TTL, sees the new job: the lake's version changed.
+    # A rerun well within the cache's TTL, once the version is no longer reused (a second), sees
+    # the new job: the lake's version changed.
+    time.sleep(cached.VERSION_REUSE_S)
     rerun(at)
     assert {m.label: m.value for m in at.metric}["Jobs"] == "91"
