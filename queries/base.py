@@ -24,6 +24,7 @@ from lake.tables import TABLES
 _POLARS_TYPES: dict[str, pl.DataType] = {
     "VARCHAR": pl.String(),
     "BIGINT": pl.Int64(),
+    "UBIGINT": pl.UInt64(),
     "INTEGER": pl.Int32(),
     "HUGEINT": pl.Float64(),
     "DOUBLE": pl.Float64(),

@@ -70,22 +70,36 @@ COMPARISON_SCHEMA: dict[str, pl.DataType] = {
 #: What "the same work" means: jobs are compared within these strata, weighted to a common mix.
 MATCH_ON = ("resolution_tier", "gpu_model")
 
-# Completed attempts one row each (ordered, so the bootstrap draws the same jobs every run), and
-# failed attempts counted per group and stratum: the failure rate is failed / (completed + failed)
-# attempts.
-COMPARED_VALUES = """
-select {group} as grp, {stratum} as stratum, event_id, time_per_frame_ms, total_gpu_time_ms,
-    vram_peak_mb, likeness, face_confidence, motion_quality, boundary_ssim, 0 as failures
+# Per group and stratum, every completed and failed attempt counted (the failure rate is failed /
+# (completed + failed) attempts; the completed counts size each group's sample).
+COMPARED_COUNTS = """
+select grp, {match}, count(*) filter (where failed) as failures,
+    count(*) filter (where not failed) as completed
+from (
+    select {group} as grp, {match}, false as failed
+    from jobs
+    where {jobs_where}
+    union all
+    select {group} as grp, {match}, true as failed
+    from job_failures
+    where {failures_where}
+)
+group by all
+"""
+# Completed jobs one row each: all of them, or in a big group a fixed pseudo-random sample by a
+# hash of the event id; the hash also orders them, so the bootstrap draws the same jobs every run.
+COMPARED_JOBS = """
+select {group} as grp, {match}, time_per_frame_ms, total_gpu_time_ms, vram_peak_mb, likeness,
+    face_confidence, motion_quality, boundary_ssim, hash(event_id) as job_hash
 from jobs
 where {jobs_where}
-union all
-select {group} as grp, {stratum} as stratum, null as event_id, null, null, null, null, null, null,
-    null, count(*) as failures
-from job_failures
-where {failures_where}
-group by grp, stratum
-order by grp, stratum, event_id nulls last
+    and hash(event_id) % 1000000 < {keep}
+order by grp, job_hash, event_id
 """
+#: Completed jobs per compared group at most: past it, a fixed pseudo-random sample (by a hash of
+#: the event id) of about this many. A 95% interval of a mean is then within about 1% of the
+#: whole group's; the comparison's cost stays bounded whatever the range.
+MAX_JOBS = 50_000
 
 WORKFLOW_GROUP = "workflow_id"
 PERIOD_GROUP = "case when date < ? then 'before' else 'since' end"
@@ -157,25 +171,65 @@ def _values(
     match_on: Sequence[str],
     extra: tuple[str, list[Any]] = ("true", []),
 ) -> pl.DataFrame:
-    """The compared jobs (one row each) and failure counts (per group and stratum) in one scan."""
-    # Failures are matched on the same columns, so both tables must declare them; a null is a
-    # value of its own (coalesced to '').
-    parts = [f"coalesce(cast({column('jobs', c)} as varchar), '')" for c in match_on]
+    """The compared jobs (one row each; a sample of about MAX_JOBS in a bigger group), then per
+    group and stratum a row of failed and completed attempt counts (never sampled); `stratum`
+    joins the match_on values (a null is a value of its own, '')."""
+    # Failures are matched on the same columns, so both tables must declare them.
+    names = [column("jobs", c) for c in match_on]
     for c in match_on:
         column("job_failures", c)
-    stratum = f"concat_ws(chr(31), {', '.join(parts)})" if parts else "''"
+    match = ", ".join(names) if names else "'' as no_match"
     jobs_where, jobs_params = filters.where("jobs")
     failures_where, failures_params = filters.where("job_failures")
     condition, extra_params = extra
-    sql = COMPARED_VALUES.format(
+    jobs_where = f"{jobs_where} and {condition}"
+    counts_sql = COMPARED_COUNTS.format(
         group=group,
-        stratum=stratum,
-        jobs_where=f"{jobs_where} and {condition}",
+        match=match,
+        jobs_where=jobs_where,
         failures_where=f"{failures_where} and {condition}",
     )
-    params = [*group_params, *jobs_params, *extra_params]
-    params += [*group_params, *failures_params, *extra_params]
-    return frame(lake, sql, params)
+    counts = frame(
+        lake,
+        counts_sql,
+        [
+            *group_params,
+            *jobs_params,
+            *extra_params,
+            *group_params,
+            *failures_params,
+            *extra_params,
+        ],
+    )
+    # Per big group, the share of hash values kept (in millionths); the others keep every job.
+    per_group = counts.group_by("grp").agg(pl.col("completed").sum())
+    big = per_group.filter(pl.col("completed") > MAX_JOBS).sort("grp").rows()
+    cases = " ".join("when ? then ?" for _ in big)
+    keep = f"case {group} {cases} else 1000000 end" if big else "1000000"
+    jobs_sql = COMPARED_JOBS.format(group=group, match=match, jobs_where=jobs_where, keep=keep)
+    shares = [v for grp, n in big for v in (grp, 1_000_000 * MAX_JOBS // n)]
+    jobs = frame(
+        lake,
+        jobs_sql,
+        [*group_params, *jobs_params, *extra_params, *(group_params if big else []), *shares],
+    )
+    stratum = (
+        pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in match_on], separator="\x1f")
+        if match_on
+        else pl.lit("")
+    )
+    metrics = list(MEAN_COLUMNS.values())
+    jobs = jobs.select(
+        "grp", stratum.alias("stratum"), pl.lit(True).alias("is_job"), *metrics,
+        pl.lit(0, pl.Int64).alias("failures"), pl.lit(0, pl.Int64).alias("completed"),
+    )  # fmt: skip
+    counts = counts.select(
+        "grp", stratum.alias("stratum"), pl.lit(False).alias("is_job"),
+        *(pl.lit(None, pl.Float64).alias(m) for m in metrics),
+        pl.col("failures").cast(pl.Int64), pl.col("completed").cast(pl.Int64),
+    )  # fmt: skip
+    jobs = jobs.with_columns(pl.col(m).cast(pl.Float64) for m in metrics)
+    return pl.concat([jobs, counts.sort("grp", "stratum")])
 
 
 def _comparison(
@@ -183,8 +237,8 @@ def _comparison(
 ) -> pl.DataFrame:
     """The rows of `pairs` (group a, group b), each metric tested at the family's level."""
     rng = np.random.default_rng(st.SEED)
-    codes = np.unique(values.get_column("stratum").to_numpy(), return_inverse=True)[1]
-    values = values.with_columns(pl.Series("code", codes.astype(np.int64)))
+    # Each stratum's place among the sorted distinct strata (as numpy's unique would number it).
+    values = values.with_columns(code=pl.col("stratum").rank("dense").cast(pl.Int64) - 1)
     alpha = st.test_alpha(len(pairs) * len(COMPARE_METRICS))
     rows = []
     for a, b in pairs:
@@ -204,10 +258,11 @@ def group_differences(
     """Every metric of group a against group b, in COMPARE_METRICS order, each tested at `alpha`.
 
     `a` and `b` hold rows shaped as COMPARED_VALUES returns them plus `code`, the stratum as an
-    integer 0..S-1 shared by both: one row per completed job (event_id set) and rows of failure
-    counts (event_id null). Only strata where both groups have jobs count (matched work).
+    integer 0..S-1 shared by both: one row per completed job (is_job) and per stratum a row of
+    failed and completed attempt counts. Only strata where both groups have jobs count (matched
+    work).
     """
-    jobs_a, jobs_b = (g.filter(pl.col("event_id").is_not_null()) for g in (a, b))
+    jobs_a, jobs_b = (g.filter(pl.col("is_job")) for g in (a, b))
     matrix_a, matrix_b = _matrix(jobs_a), _matrix(jobs_b)
     strata_a, strata_b = (j.get_column("code").to_numpy() for j in (jobs_a, jobs_b))
     mix = st.common_mix(strata_a, ~np.isnan(matrix_a), strata_b, ~np.isnan(matrix_b))
@@ -237,7 +292,7 @@ def _attempts(group: pl.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Failed and all attempts per stratum code (0..size-1) of one group."""
     codes = group.get_column("code").to_numpy()
     failures = group.get_column("failures").cast(pl.Float64).to_numpy()
-    completed = group.get_column("event_id").is_not_null().cast(pl.Float64).to_numpy()
+    completed = group.get_column("completed").cast(pl.Float64).to_numpy()
     failed = np.bincount(codes, weights=failures, minlength=size)
     return failed, failed + np.bincount(codes, weights=completed, minlength=size)
 

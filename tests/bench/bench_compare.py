@@ -106,7 +106,7 @@ class Workflow:
         }
 
     def sample(self, rng: np.random.Generator) -> pl.DataFrame:
-        """Jobs shaped as COMPARED_VALUES returns them: completed jobs, then a failures row."""
+        """Jobs shaped as COMPARED_VALUES returns them: completed jobs, then the counts row."""
         # Attempts fail independently: the failures before the jobs-th success.
         failures = int(rng.negative_binomial(self.jobs, 1 - self.fail))
         n = self.jobs
@@ -117,8 +117,9 @@ class Workflow:
         like = rng.beta(m * k, (1 - m) * k, n)
         measured = {"time_per_frame_ms": tpf, "vram_peak_mb": peak, "likeness": like}
         columns: dict[str, pl.Series] = {
-            "event_id": pl.Series(["job"] * n + [None], dtype=pl.String),
+            "is_job": pl.Series([True] * n + [False], dtype=pl.Boolean),
             "failures": pl.Series([0] * n + [failures], dtype=pl.Int64),
+            "completed": pl.Series([0] * n + [n], dtype=pl.Int64),
             "code": pl.Series([0] * (n + 1), dtype=pl.Int64),
         }
         for name in compare.MEAN_COLUMNS.values():

@@ -171,6 +171,22 @@ def test_tradeoff_rows_and_sentence(lake: Path) -> None:
     ]
 
 
+def test_a_big_group_is_sampled_but_its_failure_rate_counts_every_attempt(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wf-m: 85 jobs and 30 failures; wf-n: 100 jobs and 4 failures. Past 40 jobs a group keeps
+    # a pseudo-random sample of about 40 for the means, never for the attempt counts.
+    monkeypatch.setattr(compare, "MAX_JOBS", 40)
+    sampled = _rows(compare.compare_workflows(lake, ALL, ["wf-m", "wf-n"], match_on=()))
+    again = _rows(compare.compare_workflows(lake, ALL, ["wf-m", "wf-n"], match_on=()))
+    assert sampled == again  # the same sample every time
+    time = sampled["avg_time_per_frame_ms"]
+    assert 25 <= time["n_a"] <= 60 and 25 <= time["n_b"] <= 60
+    failures = sampled["failure_rate"]
+    assert (failures["n_a"], failures["n_b"]) == (115, 104)
+    assert (failures["a"], failures["b"]) == (pytest.approx(30 / 115), pytest.approx(4 / 104))
+
+
 def test_no_clear_difference(lake: Path) -> None:
     result = compare.compare_workflows(lake, ALL, ["wf-c", "wf-d"])
     rows = _rows(result)
