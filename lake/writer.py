@@ -3,6 +3,11 @@
 Duplicates are kept out of the files (not filtered in the views, which must stay plain scans):
 under the partition lock the writer learns the keys of every file it has not read yet, drops the
 incoming rows it already holds, and publishes the rest by write-to-temp, fsync, rename.
+
+A partition's known keys are kept as sorted 64-bit hashes (8 bytes a key, against about 100 as
+Python strings), so thousands of partitions stay cached within a small memory budget. A hash says
+for sure that a key is new; a key whose hash is known (a replay, or once in billions a collision)
+is checked against the partition's actual keys, read from its files.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -48,7 +54,23 @@ class WriteError(LakeError):
 @dataclass
 class _KnownKeys:
     files: set[str] = field(default_factory=set)
-    keys: set[Hashable] = field(default_factory=set)
+    #: One sorted array of key hashes per file (or per publish), see `_hashes`.
+    hashes: list[np.ndarray] = field(default_factory=list)
+
+    def maybe_known(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash, whether a known key has it (False: the key is surely new)."""
+        hit = np.zeros(len(hashes), dtype=bool)
+        for known in self.hashes:
+            if not len(known):
+                continue
+            at = np.searchsorted(known, hashes).clip(max=len(known) - 1)
+            hit |= known[at] == hashes
+        return hit
+
+
+def _hashes(keys: list[Hashable]) -> np.ndarray:
+    """64-bit hashes of keys (Python's own: stable within the process, which is all they need)."""
+    return np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
 
 
 def row_keys(table: Table, data: pa.Table) -> list[Hashable]:
@@ -84,7 +106,7 @@ def write_parquet(data: pa.Table, path: Path) -> None:
 class LakeWriter:
     """Writes a lake's partitions, remembering the keys of recently used partitions."""
 
-    def __init__(self, lake: Path, cached_partitions: int = 128) -> None:
+    def __init__(self, lake: Path, cached_partitions: int = 4096) -> None:
         self.lake = lake
         self._cached = cached_partitions
         self._known: OrderedDict[tuple[str, date], _KnownKeys] = OrderedDict()
@@ -97,13 +119,15 @@ class LakeWriter:
         with partition_lock(self.lake, table.name, day):
             known = self._refresh(table, day, folder)
             keys = row_keys(table, data)
+            hashes = _hashes(keys)
+            maybe = known.maybe_known(hashes)
+            held = self._keys_on_disk(table, folder) if maybe.any() else set()
             fresh: set[Hashable] = set()
-            mask = []
-            for k in keys:
-                keep = k not in known.keys and k not in fresh
-                if keep:
+            mask = np.zeros(len(keys), dtype=bool)
+            for i, k in enumerate(keys):
+                if not (maybe[i] and k in held) and k not in fresh:
                     fresh.add(k)
-                mask.append(keep)
+                    mask[i] = True
             if not fresh:
                 return 0
             rows = data if len(fresh) == data.num_rows else data.filter(pa.array(mask))
@@ -111,7 +135,7 @@ class LakeWriter:
             path = self._free_path(folder, name)
             write_parquet(rows.cast(table.schema), path)
             known.files.add(path.name)
-            known.keys |= fresh
+            known.hashes.append(np.sort(hashes[mask]))
             return rows.num_rows
 
     def forget(self, table: Table, day: date) -> None:
@@ -128,16 +152,20 @@ class LakeWriter:
         names = {p.name for p in on_disk}
         if known.files - names:
             # Files went away (compaction, retention): rebuild from what is there now.
-            known.files, known.keys = set(), set()
+            known.files, known.hashes = set(), []
         for path in on_disk:
             if path.name not in known.files:
-                try:
-                    data = pq.read_table(path, columns=list(table.key))
-                except (OSError, pa.ArrowException) as e:
-                    raise WriteError(f"cannot read keys of {path}: {e}") from e
-                known.keys.update(row_keys(table, data))
+                known.hashes.append(np.sort(_hashes(_file_keys(table, path))))
                 known.files.add(path.name)
         return known
+
+    @staticmethod
+    def _keys_on_disk(table: Table, folder: Path) -> set[Hashable]:
+        """Every key of the partition's files (read only when a hash matched)."""
+        held: set[Hashable] = set()
+        for path in data_files(folder):
+            held.update(_file_keys(table, path))
+        return held
 
     @staticmethod
     def _free_path(folder: Path, name: str) -> Path:
@@ -148,3 +176,11 @@ class LakeWriter:
             path = folder / f"{stem}-{n}.parquet"
             n += 1
         return path
+
+
+def _file_keys(table: Table, path: Path) -> list[Hashable]:
+    try:
+        data = pq.read_table(path, columns=list(table.key))
+    except (OSError, pa.ArrowException) as e:
+        raise WriteError(f"cannot read keys of {path}: {e}") from e
+    return row_keys(table, data)

@@ -7,10 +7,11 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from ingest.batch import to_arrow
-from lake import views
+from lake import views, writer
 from lake.layout import data_files, partition_dir, retention_floor
 from lake.maintenance import compact, expire, retention_cutoff
 from lake.tables import WORKER_SAMPLES
@@ -63,6 +64,16 @@ def test_publish_drops_keys_already_in_the_partition_and_within_the_batch(tmp_pa
         "part-2.parquet",
         "part-3.parquet",
     ]
+
+
+def test_a_hash_collision_never_drops_a_new_key(tmp_path, monkeypatch):
+    # Every key hashes alike: each hash "is known", so every key is checked against the files.
+    monkeypatch.setattr(writer, "_hashes", lambda keys: np.zeros(len(keys), dtype=np.int64))
+    day = date(2026, 11, 20)
+    w = LakeWriter(tmp_path)
+    assert w.publish(WORKER_SAMPLES, day, samples(["a", "b"], day), "part-1.parquet") == 2
+    assert w.publish(WORKER_SAMPLES, day, samples(["b", "c", "c"], day), "part-2.parquet") == 1
+    assert count(tmp_path) == (3, 3)
 
 
 def test_a_replay_under_the_same_name_rewrites_nothing(tmp_path):
