@@ -156,32 +156,56 @@ TOP_BY: dict[str, bool] = {"time_per_frame_ms": False} | {s: True for s in STAND
 MAX_LEVELS = 12
 
 # A configuration is a job's parameters (as text, sorted by name) that take at most MAX_LEVELS
-# values in its workflow. Ranks are per workflow; a configuration in its workflow's top n is
-# not listed again among the bottom.
+# values in its workflow. Which parameters those are is read off a sample of each workflow's jobs
+# (a fixed pseudo-random one of about MAX_JOBS, like the correlations'; all of a smaller
+# workflow); the configurations are then built for every job with list functions, one pass
+# without unnesting. Ranks are per workflow; a configuration in its workflow's top n is not
+# listed again among the bottom.
+CONFIGURATION_JOBS = """
+select workflow_id, count(*) as jobs
+from jobs
+where {where}
+    and {value} is not null
+group by workflow_id
+"""
 TOP_CONFIGURATIONS = """
 with entries as (
-    select workflow_id, event_id, {value} as value, unnest(map_entries(params)) as e
+    select workflow_id, unnest(map_entries(params)) as e
     from jobs
     where {where}
         and {value} is not null
+        and hash(event_id) % 1000000 < {keep}
 ),
 levels as (
-    select workflow_id, e.key as name
-    from entries
-    group by workflow_id, e.key
-    having count(distinct e.value) <= least(?, count(*) / 2)
+    select workflow_id, list(name order by name) as names
+    from (
+        select workflow_id, e.key as name
+        from entries
+        group by workflow_id, e.key
+        having count(distinct e.value) <= least(?, count(*) / 2)
+    )
+    group by workflow_id
 ),
 configurations as (
-    select entries.workflow_id, entries.event_id, any_value(entries.value) as value,
-        string_agg(entries.e.key || '=' || entries.e.value, ', ' order by entries.e.key) as params
-    from entries
-    semi join levels
-        on entries.workflow_id = levels.workflow_id and entries.e.key = levels.name
-    group by entries.workflow_id, entries.event_id
+    select jobs.workflow_id, {value} as value,
+        array_to_string(
+            list_transform(
+                list_sort(list_filter(
+                    map_entries(jobs.params), lambda e: list_contains(levels.names, e.key)
+                )),
+                lambda e: e.key || '=' || e.value
+            ),
+            ', '
+        ) as params
+    from jobs
+    join levels on jobs.workflow_id = levels.workflow_id
+    where {where_jobs}
+        and {value} is not null
 ),
 stats as (
     select workflow_id, params, count(*) as jobs, avg(value) as value
     from configurations
+    where params <> ''
     group by workflow_id, params
     having count(*) >= ?
 ),
@@ -215,6 +239,16 @@ def top_configurations(
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n}")
     where, params = filters.where("jobs")
+    where_jobs, _ = filters.where("jobs", alias="jobs")
+    value = column("jobs", by)
+    jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value), params)
+    # Per big workflow, the share of hash values kept (in millionths); the others keep every job.
+    big = jobs.filter(pl.col("jobs") > MAX_JOBS).sort("workflow_id").rows()
+    cases = " ".join("when ? then ?" for _ in big)
+    keep = f"case workflow_id {cases} else 1000000 end" if big else "1000000"
+    shares = [v for workflow, n in big for v in (workflow, 1_000_000 * MAX_JOBS // n)]
     best, worst = ("desc", "asc") if TOP_BY[by] else ("asc", "desc")
-    sql = TOP_CONFIGURATIONS.format(where=where, value=column("jobs", by), best=best, worst=worst)
-    return frame(lake, sql, [*params, MAX_LEVELS, min_jobs, n, n, n, n])
+    sql = TOP_CONFIGURATIONS.format(
+        where=where, where_jobs=where_jobs, value=value, keep=keep, best=best, worst=worst
+    )
+    return frame(lake, sql, [*params, *shares, MAX_LEVELS, *params, min_jobs, n, n, n, n])
