@@ -11,14 +11,24 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from lake import QueryError
-from lake.layout import ensure_lake, has_partitions, partition_days, partition_glob
+from lake.layout import (
+    data_files,
+    ensure_lake,
+    has_partitions,
+    partition_days,
+    partition_dir,
+    partition_glob,
+)
 from lake.tables import TABLES, Table
 
 log = logging.getLogger(__name__)
@@ -140,3 +150,63 @@ def run(
 def _raced_file_swap(e: Exception) -> bool:
     text = str(e)
     return "No such file" in text or "No files found" in text or "Cannot open file" in text
+
+
+def table_files(lake: Path, table: str) -> list[tuple[date, Path, int]]:
+    """Every published file of a table: (day, path, modification time in ns)."""
+    out = []
+    for day in partition_days(lake, table):
+        for path in data_files(partition_dir(lake, table, day)):
+            try:
+                out.append((day, path, path.stat().st_mtime_ns))
+            except FileNotFoundError:  # swapped away by compaction or retention since the listing
+                continue
+    return out
+
+
+def newest_ingested_at(files: list[tuple[date, Path, int]]) -> datetime | None:
+    """The latest `ingested_at` among `files` (of `table_files`), reading as few as it can.
+
+    A row is stamped before its file is published, so no row of a file is newer than the file:
+    once the newest files read hold a time T, only files modified after T can hold a later one
+    (less a minute, for the clocks of a writer and of a shared file system that differ a little).
+    Usually a few footers are read (the row groups' statistics), at worst every file's.
+    """
+    newest: datetime | None = None
+    for _, path, mtime_ns in sorted(files, key=lambda f: f[2], reverse=True):
+        if newest is not None and mtime_ns < _ns(newest) - _CLOCK_SKEW_NS:
+            break
+        try:
+            found = _max_ingested_at(path)
+        except FileNotFoundError:
+            continue
+        except (OSError, pa.ArrowException) as e:
+            raise QueryError(f"cannot read {path}: {e}") from e
+        if found is not None and (newest is None or found > newest):
+            newest = found
+    return newest
+
+
+_CLOCK_SKEW_NS = 60 * 1_000_000_000
+
+
+def _max_ingested_at(path: Path) -> datetime | None:
+    """The file's latest `ingested_at`: from its footer's statistics, or the column without."""
+    meta = pq.read_metadata(path)
+    paths = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    index = paths.index("ingested_at")
+    found: list[datetime] = []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            found = []
+            break
+        found.append(stats.max)
+    if len(found) == meta.num_row_groups:
+        return max(found, default=None)
+    value: datetime | None = pc.max(pq.read_table(path, columns=["ingested_at"])[0]).as_py()
+    return value
+
+
+def _ns(t: datetime) -> int:
+    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from lake import views
 from lake.layout import partition_days, read_meta
 from lake.tables import TABLES
 from queries.base import column, frame, quoted
@@ -61,27 +62,44 @@ def rows_per_day(lake: Path, days: int = 30) -> pl.DataFrame:
     return frame(lake, ROWS_PER_DAY.format(parts=parts), [*TABLES, days])
 
 
-TABLE_TOTALS_PART = """select ? as position, ? as "table", count(*) as rows,
-    count(distinct date) as days, min(date) as first_date, max(date) as last_date,
-    max(ingested_at) as latest_ingested_at
-from {view}"""
-TABLE_TOTALS = """
-select "table", rows, days, first_date, last_date, latest_ingested_at
+TABLE_ROWS_PART = "select ? as position, count(*) as rows from {view}"
+TABLE_ROWS = """
+select rows
 from (
 {parts}
 )
 order by position
 """
+TOTALS_SCHEMA: dict[str, pl.DataType] = {
+    "table": pl.String(),
+    "rows": pl.Int64(),
+    "days": pl.Int64(),
+    "first_date": pl.Date(),
+    "last_date": pl.Date(),
+    "latest_ingested_at": pl.Datetime("us", "UTC"),
+}
 
 
 def table_totals(lake: Path) -> pl.DataFrame:
-    """One row per table, in declaration order: rows, distinct days, first and last day, and
-    when a row was last ingested (null dates for a table with no rows yet)."""
+    """One row per table, in declaration order: rows, days with rows, first and last day, and
+    when a row was last ingested (null dates for a table with no rows yet).
+
+    Rows come from a count DuckDB answers from the file footers; days from the partition
+    folders that hold files; the last ingestion from the newest files only
+    (`lake.views.newest_ingested_at`): no column of a year-long lake is scanned.
+    """
     parts = "\nunion all\n".join(
-        TABLE_TOTALS_PART.format(view=quoted(name, TABLES)) for name in TABLES
+        TABLE_ROWS_PART.format(view=quoted(name, TABLES)) for name in TABLES
     )
-    params = [value for position, name in enumerate(TABLES) for value in (position, name)]
-    return frame(lake, TABLE_TOTALS.format(parts=parts), params)
+    rows = frame(lake, TABLE_ROWS.format(parts=parts), list(range(len(TABLES))))
+    out = []
+    for name, count in zip(TABLES, rows.get_column("rows").to_list(), strict=True):
+        files = views.table_files(lake, name)
+        days = sorted({day for day, _, _ in files}) if count else []
+        latest = views.newest_ingested_at(files) if count else None
+        first, last = (days[0], days[-1]) if days else (None, None)
+        out.append((name, count, len(days), first, last, latest))
+    return pl.DataFrame(out, schema=TOTALS_SCHEMA, orient="row")
 
 
 LATEST_EVENTS_PART = """(select ? as event_type, event_id, occurred_at, ingested_at,

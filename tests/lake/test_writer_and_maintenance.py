@@ -3,6 +3,7 @@ whole partitions while readers read, never showing a duplicate, a gap or an erro
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -132,3 +133,29 @@ def test_compaction_and_retention_while_a_reader_reads(tmp_path):
     assert seen and all(total == distinct and total % 300 == 0 for total, distinct in seen)
     assert count(tmp_path) == (900, 900)
     assert all(len(data_files(partition_dir(tmp_path, "worker_samples", d))) == 1 for d in days[2:])
+
+
+def _stamped(ids: list[str], day: date, at: datetime) -> pa.Table:
+    data = samples(ids, day)
+    stamp = pa.array([at] * data.num_rows, data.schema.field("ingested_at").type)
+    return data.set_column(data.schema.get_field_index("ingested_at"), "ingested_at", stamp)
+
+
+def test_newest_ingested_at_reads_the_newest_files_until_none_can_be_newer(tmp_path):
+    day = date(2026, 11, 20)
+    w = LakeWriter(tmp_path)
+    hour = lambda h: datetime(2026, 11, 20, h, tzinfo=UTC)  # noqa: E731
+    # (file, rows stamped at, file modified at): a file is modified after its rows are stamped;
+    # "compacted" was rewritten last, holding older rows.
+    for name, stamped, modified in [
+        ("old.parquet", hour(9), hour(9)),
+        ("newest-rows.parquet", hour(10), hour(10)),
+        ("compacted.parquet", hour(8), hour(11)),
+    ]:
+        w.publish(WORKER_SAMPLES, day, _stamped([name], day, stamped), name)
+        ns = int(modified.timestamp()) * 1_000_000_000 + 1_000_000_000
+        os.utime(partition_dir(tmp_path, "worker_samples", day) / name, ns=(ns, ns))
+    files = views.table_files(tmp_path, "worker_samples")
+    assert len(files) == 3
+    assert views.newest_ingested_at(files) == hour(10)
+    assert views.newest_ingested_at([]) is None
