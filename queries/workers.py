@@ -38,7 +38,7 @@ PEERS = """    select c.worker_id, c.jobs,
 # the same cell: of the same GPU model (`relative`) and of the whole fleet (`fleet`, behind the
 # efficiency ranking). A worker's ratio is the mean of its cell ratios weighted by its jobs.
 WORKER_SUMMARY = """
-with j as (
+with j as not materialized (
     select worker_id, gpu_model, workflow_id, resolution_tier, occurred_at, frame_count,
         total_gpu_time_ms, time_per_frame_ms, vram_peak_mb, vram_total_mb
     from jobs
