@@ -151,3 +151,23 @@ def frame(lake: Path, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         if dtype != pl.Object() and data.schema[name] != dtype
     ]
     return data.with_columns(casts) if casts else data
+
+
+#: Hash values a sample condition draws from (`hash(...) % SAMPLE_SCALE < kept share`).
+SAMPLE_SCALE = 1_000_000
+
+
+def sample_shares(counts: pl.DataFrame, group: str, size: int) -> tuple[str, list[Any]]:
+    """The kept share of hash values per group, as a SQL expression over `group` and its
+    parameters, so that a group with more than `size` rows keeps about `size` of them.
+
+    `counts` has one row per group: its value, then its row count. The expression is compared
+    with `hash(<row key>) % SAMPLE_SCALE`: a fixed pseudo-random sample, the same every run;
+    smaller groups keep every row.
+    """
+    big = [(g, n) for g, n in counts.sort(counts.columns[0]).rows() if n > size]
+    if not big:
+        return str(SAMPLE_SCALE), []
+    cases = " ".join("when ? then ?" for _ in big)
+    params = [v for g, n in big for v in (g, SAMPLE_SCALE * size // n)]
+    return f"case {group} {cases} else {SAMPLE_SCALE} end", params

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from queries import statistics as st
-from queries.base import Filters, column, frame
+from queries.base import SAMPLE_SCALE, Filters, column, frame, sample_shares
 
 #: Metric id -> label, in the order the rows come.
 COMPARE_METRICS: dict[str, str] = {
@@ -93,7 +93,7 @@ select {group} as grp, {match}, time_per_frame_ms, total_gpu_time_ms, vram_peak_
     face_confidence, motion_quality, boundary_ssim, hash(event_id) as job_hash
 from jobs
 where {jobs_where}
-    and hash(event_id) % 1000000 < {keep}
+    and hash(event_id) % {scale} < {keep}
 order by grp, job_hash, event_id
 """
 #: Completed jobs per compared group at most: past it, a fixed pseudo-random sample (by a hash of
@@ -201,17 +201,15 @@ def _values(
             *extra_params,
         ],
     )
-    # Per big group, the share of hash values kept (in millionths); the others keep every job.
     per_group = counts.group_by("grp").agg(pl.col("completed").sum())
-    big = per_group.filter(pl.col("completed") > MAX_JOBS).sort("grp").rows()
-    cases = " ".join("when ? then ?" for _ in big)
-    keep = f"case {group} {cases} else 1000000 end" if big else "1000000"
-    jobs_sql = COMPARED_JOBS.format(group=group, match=match, jobs_where=jobs_where, keep=keep)
-    shares = [v for grp, n in big for v in (grp, 1_000_000 * MAX_JOBS // n)]
+    keep, shares = sample_shares(per_group, group, MAX_JOBS)
+    jobs_sql = COMPARED_JOBS.format(
+        group=group, match=match, jobs_where=jobs_where, keep=keep, scale=SAMPLE_SCALE
+    )
     jobs = frame(
         lake,
         jobs_sql,
-        [*group_params, *jobs_params, *extra_params, *(group_params if big else []), *shares],
+        [*group_params, *jobs_params, *extra_params, *(group_params if shares else []), *shares],
     )
     stratum = (
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in match_on], separator="\x1f")

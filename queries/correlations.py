@@ -15,7 +15,7 @@ import polars as pl
 
 from lake.tables import STANDARD_SCORES
 from queries import statistics as st
-from queries.base import Filters, column, frame
+from queries.base import SAMPLE_SCALE, Filters, column, frame, sample_shares
 
 #: Fewest jobs with both values for a correlation: r of two points is always +-1.
 MIN_PAIRS = 3
@@ -46,7 +46,7 @@ select workflow_id,
     map_keys(quality_scores) as score_keys, map_values(quality_scores) as score_values
 from jobs
 where {where}
-    and hash(event_id) % 1000000 < {keep}
+    and hash(event_id) % {scale} < {keep}
 order by workflow_id, event_id
 """
 
@@ -60,12 +60,8 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     """
     where, params = filters.where("jobs")
     jobs = frame(lake, CORRELATION_JOBS.format(where=where), params)
-    # Per big workflow, the share of hash values kept (in millionths); the others keep every job.
-    big = jobs.filter(pl.col("jobs") > MAX_JOBS).sort("workflow_id").rows()
-    cases = " ".join("when ? then ?" for _ in big)
-    keep = f"case workflow_id {cases} else 1000000 end" if big else "1000000"
-    shares = [v for workflow, n in big for v in (workflow, 1_000_000 * MAX_JOBS // n)]
-    sql = CORRELATION_VALUES.format(where=where, keep=keep)
+    keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
+    sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE)
     sampled = frame(lake, sql, [*params, *shares]).with_row_index("job")
     # Parameter and score names are those of the sampled jobs: a name no sampled job has could
     # not reach MIN_PAIRS in the sample anyway.
@@ -174,7 +170,7 @@ with entries as (
     from jobs
     where {where}
         and {value} is not null
-        and hash(event_id) % 1000000 < {keep}
+        and hash(event_id) % {scale} < {keep}
 ),
 levels as (
     select workflow_id, list(name order by name) as names
@@ -242,13 +238,15 @@ def top_configurations(
     where_jobs, _ = filters.where("jobs", alias="jobs")
     value = column("jobs", by)
     jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value), params)
-    # Per big workflow, the share of hash values kept (in millionths); the others keep every job.
-    big = jobs.filter(pl.col("jobs") > MAX_JOBS).sort("workflow_id").rows()
-    cases = " ".join("when ? then ?" for _ in big)
-    keep = f"case workflow_id {cases} else 1000000 end" if big else "1000000"
-    shares = [v for workflow, n in big for v in (workflow, 1_000_000 * MAX_JOBS // n)]
+    keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
     best, worst = ("desc", "asc") if TOP_BY[by] else ("asc", "desc")
     sql = TOP_CONFIGURATIONS.format(
-        where=where, where_jobs=where_jobs, value=value, keep=keep, best=best, worst=worst
+        where=where,
+        where_jobs=where_jobs,
+        value=value,
+        keep=keep,
+        scale=SAMPLE_SCALE,
+        best=best,
+        worst=worst,
     )
     return frame(lake, sql, [*params, *shares, MAX_LEVELS, *params, min_jobs, n, n, n, n])
