@@ -13,6 +13,7 @@ is checked against the partition's actual keys, read from its files.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ class LakeWriter:
         self.lake = lake
         self._cached = cached_partitions
         self._known: OrderedDict[tuple[str, date], _KnownKeys] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def publish(self, table: Table, day: date, data: pa.Table, name: str) -> int:
         """Publish the rows of `data` not yet in partition `day`; returns how many were written."""
@@ -140,14 +142,16 @@ class LakeWriter:
 
     def forget(self, table: Table, day: date) -> None:
         """Drop the cached keys of a partition (after it was rewritten or deleted)."""
-        self._known.pop((table.name, day), None)
+        with self._cache_lock:
+            self._known.pop((table.name, day), None)
 
     def _refresh(self, table: Table, day: date, folder: Path) -> _KnownKeys:
         slot = (table.name, day)
-        known = self._known.pop(slot, None) or _KnownKeys()
-        self._known[slot] = known
-        while len(self._known) > self._cached:
-            self._known.popitem(last=False)
+        with self._cache_lock:  # threads publish into different partitions at once
+            known = self._known.pop(slot, None) or _KnownKeys()
+            self._known[slot] = known
+            while len(self._known) > self._cached:
+                self._known.popitem(last=False)
         on_disk = data_files(folder)
         names = {p.name for p in on_disk}
         if known.files - names:
