@@ -13,7 +13,7 @@ import polars as pl
 import streamlit as st
 
 from app import cached, empty, sidebar, tables, urlstate
-from queries import compare, workflows
+from queries import compare, statistics, workflows
 from queries.base import Filters
 
 SIDE_BY_SIDE = ["metric", "a", "b", "pct_diff", "ci_low", "ci_high", "verdict"]
@@ -93,9 +93,12 @@ def _show(comparison: pl.DataFrame, name: str) -> None:
         st.markdown("#### Trade-offs")
         for sentence in compare.tradeoff_sentences(comparison):
             st.markdown(f"- **{sentence}**")
+    tests = comparison.height
     st.caption(
-        "a vs b per metric: pct_diff = (a - b) / b; the interval is the difference's 95% "
-        "confidence interval; 'no clear difference' when it includes 0."
+        "a vs b per metric, on matched work: pct_diff = (a - b) / b. Each of the "
+        f"{tests} tests runs at {statistics.test_alpha(tests):.2%} (Bonferroni), so the "
+        "chance of any false claim in this comparison stays at or below 5%; the interval is "
+        "at that level, and 'no clear difference' means it includes 0."
     )
     signed = st.column_config.NumberColumn(format="%+.1f%%")
     number = st.column_config.NumberColumn(format="%.4g")

@@ -48,6 +48,8 @@ def test_two_busiest_workflows_by_default(farm_lake: Path, monkeypatch: pytest.M
     assert tpf["pct_diff"] == pytest.approx((1080 - 1392) / 1392 * 100)
     assert rows["avg_likeness"]["verdict"] == "no clear difference"
     assert downloads(at) == ["compare_wf-a_vs_wf-b"]
+    # Two workflows, 9 metrics: each test at 5% / 9.
+    assert any("Each of the 9 tests runs at 0.56% (Bonferroni)" in c.value for c in at.caption)
 
 
 def test_more_workflows_compare_with_the_first(
@@ -61,6 +63,8 @@ def test_more_workflows_compare_with_the_first(
         "wf-c is 61% slower and uses 61% more GPU time per job than wf-a"
     )
     assert at.query_params["compare"] == ["wf-a", "wf-b", "wf-c"]
+    # Two pairs of 9 metrics: each test at 5% / 18.
+    assert any("Each of the 18 tests runs at 0.28% (Bonferroni)" in c.value for c in at.caption)
 
 
 def test_one_workflow_is_not_a_comparison(farm_lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
