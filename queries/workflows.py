@@ -110,27 +110,54 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
 
 GPU_TIME_DIMENSIONS = ("project_id", "character_id", "scene_type", "resolution_tier")
 
+# Every dimension in one scan: one grouping set per dimension; grouping_id tells the set apart
+# (a bit per column, set when the column is not grouped, the first column the highest bit).
 GPU_TIME_BY = """
 with attempts as (
-    select {dimension} as value, true as completed, total_gpu_time_ms as gpu_time_ms
+    select {columns}, true as completed, total_gpu_time_ms as gpu_time_ms
     from jobs
     where {jobs}
     union all
-    select {dimension} as value, false as completed, total_gpu_time_ms as gpu_time_ms
+    select {columns}, false as completed, total_gpu_time_ms as gpu_time_ms
     from job_failures
     where {failures}
 ),
 per_value as (
-    select value,
+    select grouping_id({columns}) as set_id, coalesce({columns}) as value,
         count(*) filter (where completed) as jobs,
         coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours
     from attempts
-    group by value
+    group by grouping sets ({sets})
 )
-select value, jobs, gpu_hours, gpu_hours / nullif(sum(gpu_hours) over (), 0) as share
+select {dimension} as dimension, value, jobs, gpu_hours,
+    gpu_hours / nullif(sum(gpu_hours) over (partition by set_id), 0) as share
 from per_value
-order by gpu_hours desc, value nulls last
+order by set_id, gpu_hours desc, value nulls last
 """
+
+
+def gpu_time_by_dimensions(lake: Path, filters: Filters) -> pl.DataFrame:
+    """`gpu_time_by` of every dimension of GPU_TIME_DIMENSIONS, from one scan: dimension, then
+    its rows in order (dimensions in GPU_TIME_DIMENSIONS order)."""
+    names = [column("jobs", d) for d in GPU_TIME_DIMENSIONS]
+    for d in GPU_TIME_DIMENSIONS:
+        column("job_failures", d)
+    bits = len(names)
+    cases = " ".join(
+        f"when {(1 << bits) - 1 - (1 << (bits - 1 - i))} then '{d}'"
+        for i, d in enumerate(GPU_TIME_DIMENSIONS)
+    )
+    jobs, jobs_params = filters.where("jobs")
+    failures, failure_params = filters.where("job_failures")
+    sql = GPU_TIME_BY.format(
+        columns=", ".join(names),
+        sets=", ".join(f"({n})" for n in names),
+        dimension=f"case set_id {cases} end",
+        jobs=jobs,
+        failures=failures,
+        ms_per_hour=MS_PER_HOUR,
+    )
+    return frame(lake, sql, [*jobs_params, *failure_params])
 
 
 def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:
@@ -141,12 +168,8 @@ def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:
         raise ValueError(
             f"dimension: must be one of {', '.join(GPU_TIME_DIMENSIONS)}, got {dimension!r}"
         )
-    jobs, jobs_params = filters.where("jobs")
-    failures, failure_params = filters.where("job_failures")
-    sql = GPU_TIME_BY.format(
-        dimension=column("jobs", dimension), jobs=jobs, failures=failures, ms_per_hour=MS_PER_HOUR
-    )
-    return frame(lake, sql, [*jobs_params, *failure_params])
+    every = gpu_time_by_dimensions(lake, filters)
+    return every.filter(pl.col("dimension") == dimension).drop("dimension")
 
 
 # Filters `job_stages` cannot apply itself: it has no such columns.

@@ -80,9 +80,10 @@ def _gpu_time(filters: Filters) -> None:
     st.subheader("GPU time")
     st.caption("GPU hours per value, failed attempts included; the share is of all GPU hours.")
     tabs = st.tabs([f"Per {label.lower()}" for label in DIMENSION_LABELS.values()])
+    every = cached.result(workflows.gpu_time_by_dimensions, filters)  # one scan for all tabs
     for tab, (dimension, label) in zip(tabs, DIMENSION_LABELS.items(), strict=True):
         with tab:
-            spent = cached.result(workflows.gpu_time_by, filters, dimension)
+            spent = every.filter(pl.col("dimension") == dimension).drop("dimension")
             shown = spent.with_columns(pl.col("value").fill_null("(not sent)"))
             chart = charts.bars(
                 shown.head(30),

@@ -87,8 +87,7 @@ def workflows_page(q: Query, lake: Path, f: Any) -> None:
     q(workflows.workflow_summary, lake, f)
     for metric in ("time_per_frame_ms", "likeness"):
         q(workflows.histogram, lake, f, metric, 30)
-    for dimension in workflows.GPU_TIME_DIMENSIONS:  # st.tabs renders every tab
-        q(workflows.gpu_time_by, lake, f, dimension)
+    q(workflows.gpu_time_by_dimensions, lake, f)  # every tab of st.tabs, one scan
     q(workflows.stage_breakdown, lake, f)
 
 

@@ -314,3 +314,14 @@ def test_filter_choices_list_every_value_of_jobs_and_failures(farm: Path) -> Non
 
 def test_filter_choices_of_an_empty_lake_are_empty(bare_lake: Path) -> None:
     assert workflows.filter_choices(bare_lake).is_empty()
+
+
+def test_gpu_time_by_dimensions_is_every_dimension_in_one_frame(farm: Path) -> None:
+    every = workflows.gpu_time_by_dimensions(farm, ALL)
+    assert every.get_column("dimension").unique(maintain_order=True).to_list() == list(
+        workflows.GPU_TIME_DIMENSIONS
+    )
+    for dimension in workflows.GPU_TIME_DIMENSIONS:
+        one = every.filter(pl.col("dimension") == dimension).drop("dimension")
+        assert one.equals(workflows.gpu_time_by(farm, ALL, dimension))
+        assert one.get_column("share").sum() == pytest.approx(1.0)
