@@ -177,7 +177,7 @@ def newest_ingested_at(files: list[tuple[date, Path, int]]) -> datetime | None:
         if newest is not None and mtime_ns < _ns(newest) - _CLOCK_SKEW_NS:
             break
         try:
-            found = _max_ingested_at(path)
+            found = file_max_ingested_at(path)
         except FileNotFoundError:
             continue
         except (OSError, pa.ArrowException) as e:
@@ -190,8 +190,8 @@ def newest_ingested_at(files: list[tuple[date, Path, int]]) -> datetime | None:
 _CLOCK_SKEW_NS = 60 * 1_000_000_000
 
 
-def _max_ingested_at(path: Path) -> datetime | None:
-    """The file's latest `ingested_at`: from its footer's statistics, or the column without."""
+def file_max_ingested_at(path: Path) -> datetime | None:
+    """One file's latest `ingested_at`: from its footer's statistics, or the column without."""
     meta = pq.read_metadata(path)
     paths = [meta.schema.column(i).path for i in range(meta.num_columns)]
     index = paths.index("ingested_at")

@@ -31,13 +31,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ingest import demo_studio as s
 from lake import tables as t
 from lake.layout import read_meta, write_meta
 from lake.thresholds import Threshold, evaluate_jobs, load_enabled, save_threshold
+from lake.views import file_max_ingested_at
 from lake.writer import LakeWriter
 
 #: Bump when the drawn data changes: a lake with another version is rebuilt.
@@ -103,16 +102,10 @@ def _dated_like_ingest(lake: Path) -> None:
     Idempotent; a few seconds for 2,920 files."""
     for table in t.TABLES:
         for path in sorted((lake / table).glob("date=*/*.parquet")):
-            newest = _newest_ingested(path)
+            newest = file_max_ingested_at(path)
             if newest is not None:
                 ns = int(newest.timestamp() * 1e9) + 1_000_000_000
                 os.utime(path, ns=(ns, ns))
-
-
-def _newest_ingested(path: Path) -> datetime | None:
-    column = pq.read_table(path, columns=["ingested_at"]).column("ingested_at")
-    value: datetime | None = pc.max(column).as_py()
-    return value
 
 
 def ensure(lake: Path, spec: Spec, processes: int = 2, log: Any = print) -> dict[str, Any]:
