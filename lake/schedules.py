@@ -22,8 +22,9 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lake import LakeError
-from lake.layout import ensure_lake, metadata_db
-from lake.store import use_wal
+from lake.layout import metadata_db
+from lake.store import BUSY_TIMEOUT_S, use_wal
+from lake.store import connect as store_connect
 
 #: The report types of `queries.reports.REPORT_TYPES` (lake cannot import queries; a test keeps
 #: the two equal).
@@ -41,7 +42,6 @@ CADENCES = ("weekly", "monthly")
 FORMATS = ("csv", "json", "pdf")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 #: Seconds a writer waits for another process's transaction before giving up.
-BUSY_TIMEOUT_S = 10.0
 
 # Pragmatic address rule: local part of the usual atom characters and dots, a dotted domain.
 _ADDRESS = re.compile(
@@ -333,15 +333,8 @@ def _utc(text: str | None) -> datetime | None:
 
 def _open(lake: Path) -> sqlite3.Connection:
     """A connection to the lake's store, with the schedule tables created once."""
-    path = metadata_db(ensure_lake(lake))
+    con = store_connect(lake, ScheduleStoreError, "the schedule store")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Implicit transactions start with BEGIN IMMEDIATE, as in lake/thresholds.py.
-        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
-    except (OSError, sqlite3.Error) as e:
-        raise ScheduleStoreError(f"cannot open the schedule store {path}: {e}") from e
-    try:
-        con.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         found = con.execute(
             "select count(*) from sqlite_master where name in ('schedules', 'report_runs_retry')"
         ).fetchone()[0]
@@ -353,7 +346,9 @@ def _open(lake: Path) -> sqlite3.Connection:
                     con.execute(statement)
     except sqlite3.Error as e:
         con.close()
-        raise ScheduleStoreError(f"cannot prepare the schedule store {path}: {e}") from e
+        raise ScheduleStoreError(
+            f"cannot prepare the schedule store {metadata_db(lake)}: {e}"
+        ) from e
     return con
 
 

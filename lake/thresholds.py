@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 
 from lake import LakeError, views
 from lake.layout import ensure_lake, metadata_db
-from lake.store import use_wal
+from lake.store import BUSY_TIMEOUT_S, use_wal
+from lake.store import connect as store_connect
 from lake.tables import ALERTS, JOB_FAILURES, JOBS, STANDARD_SCORES
 
 #: Metric -> the direction that is bad. Any other score name in quality_scores is allowed too,
@@ -46,7 +47,6 @@ FAILURE_RATE_MIN_ATTEMPTS = 10
 #: How far before a batch's failures `recent_attempts` looks for earlier attempts.
 FAILURE_RATE_WINDOW = timedelta(hours=1)
 #: Seconds a writer waits for another process's transaction before giving up.
-BUSY_TIMEOUT_S = 10.0
 
 _SCORE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # Closed ranges of values per metric; metrics not listed take any number >= 0, custom scores any.
@@ -190,16 +190,8 @@ def _now() -> str:
 
 def _open(lake: Path) -> sqlite3.Connection:
     """A connection to the lake's store, its schema created and its defaults seeded once."""
-    path = metadata_db(ensure_lake(lake))
+    con = store_connect(lake, ThresholdStoreError, "the threshold store")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Implicit transactions start with BEGIN IMMEDIATE: a writer takes the lock up front
-        # instead of failing on upgrade when another process wrote in between.
-        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
-    except (OSError, sqlite3.Error) as e:
-        raise ThresholdStoreError(f"cannot open the threshold store {path}: {e}") from e
-    try:
-        con.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if con.execute("pragma user_version").fetchone()[0] != _SCHEMA_VERSION:
             use_wal(con, BUSY_TIMEOUT_S)
             with con:
@@ -212,7 +204,9 @@ def _open(lake: Path) -> sqlite3.Connection:
                 con.execute(f"pragma user_version = {_SCHEMA_VERSION}")
     except sqlite3.Error as e:
         con.close()
-        raise ThresholdStoreError(f"cannot prepare the threshold store {path}: {e}") from e
+        raise ThresholdStoreError(
+            f"cannot prepare the threshold store {metadata_db(lake)}: {e}"
+        ) from e
     return con
 
 
