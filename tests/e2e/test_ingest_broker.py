@@ -196,10 +196,7 @@ def test_a_quiet_topic_lands_within_the_latency_bound(broker, topic, lake):
     runner = threading.Thread(target=ingest.run)
     runner.start()
     try:
-        deadline = time.monotonic() + 30
-        while not ingest._assigned and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert ingest._assigned, "no partition assignment within 30 s"
+        _wait_for(lambda: ingest._assigned, 30, "no partition assignment within 30 s")
         produce(broker.bootstrap, topic, mixed_stream(3))
         sent = time.monotonic()
         while time.monotonic() - sent < 15:
