@@ -34,7 +34,7 @@ from lake.tables import TABLES, Table
 log = logging.getLogger(__name__)
 
 #: A reader can race compaction or retention (files listed, then swapped away): it retries.
-_RETRIES = 3
+_RETRIES = 5
 
 
 def _sql_type(t: pa.DataType) -> str:
@@ -88,12 +88,19 @@ def connect(lake: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
     if threads:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
-    try:
-        con.execute(init_script(lake))
-    except duckdb.Error as e:
-        con.close()
-        raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
-    return con
+    # Defining a view binds it, which opens one of its files: retention or compaction may
+    # remove that file in between, like any read (see `run`).
+    for attempt in range(1, _RETRIES + 1):
+        try:
+            con.execute(init_script(lake))
+            return con
+        except duckdb.Error as e:
+            if attempt < _RETRIES and _raced_file_swap(e):
+                log.info("redefining the lake views after a race with compaction/retention: %s", e)
+                continue
+            con.close()
+            raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
+    raise AssertionError("unreachable")
 
 
 #: One read connection per lake and process, with the shape of the lake it was defined for.
