@@ -21,7 +21,7 @@ from ingest.broker import BrokerError, EmbeddedBroker, create_topic
 from ingest.consumer import Ingest, stop_on_signals
 from ingest.pipeline import FlushPolicy
 from ingest.settings import KAFKA_PASSTHROUGH, IngestSettings
-from lake import LakeError, maintenance, views
+from lake import LakeError, maintenance
 from lake.layout import ensure_lake, read_meta, write_meta
 
 log = logging.getLogger("perflake")
@@ -212,6 +212,8 @@ def _serve(lake: Path, port: int) -> int:
 
 
 def sql(args: argparse.Namespace) -> int:
+    from lake import views  # DuckDB: imported by the commands that query, not by `ingest`
+
     try:
         lake = ensure_lake(args.lake)
         if args.sql is None:
@@ -227,6 +229,8 @@ def sql(args: argparse.Namespace) -> int:
 
 
 def _shell(lake: Path) -> int:
+    from lake import views
+
     shell = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
     if shell is None:
         raise UserError("the duckdb shell is not installed (pip install duckdb-cli)")

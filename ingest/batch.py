@@ -97,7 +97,7 @@ class Decoded:
 
 
 #: Records decoded together as they arrive, while the consumer reads the next ones.
-CHUNK = 4096
+CHUNK = 16384
 
 
 class Batch:
@@ -138,16 +138,30 @@ class Batch:
         """
         if not chunk.offsets:
             return
+        self._account(chunk)
+        self._pending.append(chunk)
+        self._pending_records += len(chunk.offsets)
+        if self._pending_records >= CHUNK:
+            self._decode_pending(now)
+
+    def add_parsed(self, chunks: list[Chunk], parsed: columnar.Parsed, now: datetime) -> None:
+        """Buffer chunks whose values, one after the other, `columnar.parse_batch` parsed, and
+        decode them at once (see `add_chunk`)."""
+        chunks = [c for c in chunks if c.offsets]
+        if not chunks:
+            return
+        assert self.columnar, "parsed chunks need the columnar decoder"
+        for chunk in chunks:
+            self._account(chunk)
+        self._decode(chunks, parsed, now)
+
+    def _account(self, chunk: Chunk) -> None:
         buf = self.partitions.get(chunk.partition)
         if buf is None:
             buf = self.partitions[chunk.partition] = PartitionBuffer(chunk.offsets[0])
         buf.last_offset = chunk.offsets[-1]
         buf.records += len(chunk.offsets)
         buf.bytes += sum(len(v) for v in chunk.values if v)
-        self._pending.append(chunk)
-        self._pending_records += len(chunk.offsets)
-        if self._pending_records >= CHUNK:
-            self._decode_pending(now)
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its records will be read again)."""
@@ -182,15 +196,21 @@ class Batch:
 
     def _decode_pending(self, now: datetime) -> None:
         chunks, self._pending, self._pending_records = self._pending, [], 0
-        if not chunks:
-            return
-        values = [v for c in chunks for v in c.values]
+        if chunks:
+            self._decode(chunks, None, now)
+
+    def _decode(self, chunks: list[Chunk], parsed: columnar.Parsed | None, now: datetime) -> None:
+        """Decode chunks (parsed already, or not) into `_decoded`, bad records into quarantine."""
         ends = list(itertools.accumulate(len(c.offsets) for c in chunks))
-        if self.columnar:
+        if parsed is not None:
+            fast = columnar.decode_parsed(parsed, now, self.oldest_day)
+            pieces, slow = fast.tables, fast.slow
+        elif self.columnar:
+            values = [v for c in chunks for v in c.values]
             fast = columnar.decode_batch(values, now, self.oldest_day)
             pieces, slow = fast.tables, fast.slow
         else:
-            pieces, slow = {}, list(range(len(values)))
+            pieces, slow = {}, list(range(ends[-1]))
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for pos in slow:  # the few decoded one by one: find their chunk
             k = bisect.bisect_right(ends, pos)

@@ -93,9 +93,11 @@ class Ingest:
         s = self.settings
         progress = _Progress(time.monotonic(), time.monotonic())
         last_record_at = time.monotonic()
+        flushed_at_read = 0  # records read when ingest last caught up and flushed (until-idle)
         while not self.stop.is_set():
             polled = self._poll()
             now = time.monotonic()
+            chunks = []
             for tp, messages in polled.items():
                 if not messages:
                     continue
@@ -109,9 +111,11 @@ class Ingest:
                 )
                 self._unpublished.setdefault(tp.partition, chunk.offsets[0])
                 self._read_to[tp.partition] = chunk.offsets[-1] + 1
-                self.runner.submit(chunk, self._published)
+                chunks.append(chunk)
                 self.read += len(chunk.offsets)
                 last_record_at = now
+            if chunks:
+                self.runner.submit(chunks, self._published)
             self.runner.tick(self._published)
             self._commit()
             if now - progress.last_at >= s.progress_every_s:
@@ -125,6 +129,11 @@ class Ingest:
             if s.until_idle_s is not None and not polled:
                 if self._assigned_at is None:
                     last_record_at = now  # waiting for an assignment is not idleness
+                elif self.read > flushed_at_read and self._all_read():
+                    # Caught up with a backlog: publish now rather than after the idle wait.
+                    self.runner.flush(self._published)
+                    self._commit()
+                    flushed_at_read = self.read
                 elif (
                     now - max(last_record_at, self._assigned_at) >= s.until_idle_s
                     and self._all_read()
@@ -171,6 +180,9 @@ class Ingest:
     def _revoked(self, partitions: list[int]) -> None:
         """Drop the revoked partitions' buffers; remember where each dropped buffer began."""
         self.runner.drop(partitions, self._published)
+        # A rebalance has begun: until the next assignment, ingest is waiting, not idle, and must
+        # not ask the coordinator for offsets (that call, mid-join, made kafka-python join again).
+        self._assigned_at = None
         for p in partitions:
             self._assigned.discard(p)
             self._pending.pop(p, None)

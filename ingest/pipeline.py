@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,10 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest.batch import Batch, Chunk, Decoded, Record
+from ingest.columnar import Parsed
 from lake.layout import ensure_lake, file_name, retention_floor
 from lake.maintenance import retention_cutoff
 from lake.tables import ALERTS, JOB_FAILURES, JOBS, Table
-from lake.thresholds import alerts_by_day, batch_alerts
 from lake.writer import LakeWriter
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class Pipeline:
         self.policy = policy
         self.writer = LakeWriter(self.lake)
         self._pool = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="perflake-publish")
+        self._publisher = ThreadPoolExecutor(1, thread_name_prefix="perflake-flush")
+        self._in_flight: Future[tuple[int, Counter[str], dict[int, int]]] | None = None
         self.stats = Stats()
         self._batch = self._new_batch()
         self._oldest_at: float | None = None
@@ -86,6 +88,15 @@ class Pipeline:
         for chunk in chunks:
             self._batch.add_chunk(chunk, now)
             self.stats.records += len(chunk.offsets)
+
+    def add_parsed(self, chunks: list[Chunk], parsed: Parsed) -> None:
+        """Decode chunks into the buffer whose values `ingest.columnar.parse_batch` parsed."""
+        if not any(c.offsets for c in chunks):
+            return
+        if self._oldest_at is None:
+            self._oldest_at = time.monotonic()
+        self._batch.add_parsed(chunks, parsed, datetime.now(UTC))
+        self.stats.records += sum(len(c.offsets) for c in chunks)
 
     def due(self) -> bool:
         """Whether the buffer has reached a flush limit (count, bytes or latency)."""
@@ -105,33 +116,72 @@ class Pipeline:
         return max(0.0, self.policy.max_latency_s - (time.monotonic() - self._oldest_at))
 
     def flush(self) -> dict[int, int]:
-        """Publish everything buffered; returns partition -> next offset, safe to commit."""
+        """Publish everything buffered and wait; returns partition -> next offset, safe to commit
+        (of this flush and of any earlier one still in flight)."""
+        offsets = self.start_flush()
+        offsets.update(self.wait())
+        return offsets
+
+    def start_flush(self) -> dict[int, int]:
+        """Decode the buffer and publish it in the background, so that decoding the next records
+        overlaps with writing these; returns the offsets of the publish that was in flight (waited
+        for before this one starts: one at a time keeps commits in order and memory bounded)."""
         if not self._batch.partitions:
-            return {}
-        name = file_name("part", self._batch.offset_ranges())
-        decoded = self._batch.decode(datetime.now(UTC))
+            return self.wait()
+        batch, self._batch, self._oldest_at = self._batch, self._new_batch(), None
+        name = file_name("part", batch.offset_ranges())
+        decoded = batch.decode(datetime.now(UTC))
         self.stats.quarantined += decoded.quarantined
+        offsets = self.wait()
+        self._in_flight = self._publisher.submit(self._publish, decoded, name, batch.next_offsets())
+        return offsets
+
+    def published(self) -> dict[int, int]:
+        """The offsets of the publish in flight if it has finished (empty otherwise)."""
+        if self._in_flight is None or not self._in_flight.done():
+            return {}
+        return self.wait()
+
+    def publishing(self) -> bool:
+        """Whether a publish is in flight."""
+        return self._in_flight is not None
+
+    def wait(self) -> dict[int, int]:
+        """Wait for the publish in flight; returns its offsets (empty when none was)."""
+        if self._in_flight is None:
+            return {}
+        future, self._in_flight = self._in_flight, None
+        files, rows, offsets = future.result()  # a publish error surfaces here
+        self.stats.files += files
+        self.stats.rows.update(rows)
+        self.stats.flushes += 1
+        self.stats.last_flush_at = time.time()
+        return offsets
+
+    def _publish(
+        self, decoded: Decoded, name: str, offsets: dict[int, int]
+    ) -> tuple[int, Counter[str], dict[int, int]]:
         parts = decoded.tables + self._alerts(decoded)
         # Files of different partitions are written side by side: each waits mostly on its
         # fsync, and a backlog spreads one flush over hundreds of (table, day) partitions.
         written = self._pool.map(lambda p: self.writer.publish(p[0], p[1], p[2], name), parts)
+        files, rows = 0, Counter[str]()
         for (table, _, _), n in zip(parts, written, strict=True):
             if n:
-                self.stats.files += 1
-                self.stats.rows[table.name] += n
-        offsets = self._batch.next_offsets()
+                files += 1
+                rows[table.name] += n
         log.debug("published %s -> commit %s", name, offsets)
-        self.stats.flushes += 1
-        self.stats.last_flush_at = time.time()
-        self._batch = self._new_batch()
-        self._oldest_at = None
-        return offsets
+        return files, rows, offsets
 
     def _alerts(self, decoded: Decoded) -> list[tuple[Table, date, pa.Table]]:
         """The batch's jobs and failures against the enabled thresholds: alerts per day.
 
         Published under the same file name as the batch, so a replay rewrites the same alerts.
         """
+        # Imported here, in the writer: thresholds bring Polars and DuckDB (about 40 MB) that
+        # the consumer's process, forked from before, never needs.
+        from lake.thresholds import alerts_by_day, batch_alerts
+
         jobs = [d for t, _, d in decoded.tables if t is JOBS]
         failures = [d for t, _, d in decoded.tables if t is JOB_FAILURES]
         if not jobs and not failures:
@@ -143,12 +193,17 @@ class Pipeline:
         )
         return [(ALERTS, day, rows) for day, rows in alerts_by_day(alerts)]
 
-    def drop(self, partitions: list[int]) -> None:
-        """Forget the buffered records of revoked partitions; they will be read again."""
+    def drop(self, partitions: list[int]) -> dict[int, int]:
+        """Forget the buffered records of revoked partitions; they will be read again.
+
+        Waits for the publish in flight first and returns its offsets, as if the drop came after
+        it (which it did: the records were read before the revocation)."""
+        offsets = self.wait()
         for p in partitions:
             self._batch.drop(p)
         if not self._batch.partitions:
             self._oldest_at = None
+        return offsets
 
     def _new_batch(self) -> Batch:
         oldest = retention_cutoff(self.keep_days)

@@ -9,24 +9,32 @@ ingesting. Messages between the two are plain tuples over a pipe, handled in FIF
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing as mp
 import queue
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ingest import IngestError
 from ingest.batch import Chunk
-from ingest.columnar import warm_up
+from ingest.columnar import parse_batch, warm_up
 from ingest.pipeline import FlushPolicy, Pipeline, Stats
 
 log = logging.getLogger(__name__)
 
-#: Chunks of records queued for the worker beyond the one it is decoding.
-_IN_FLIGHT = 4
+#: Polls queued for the worker (parsed or being parsed) beyond the one it is decoding.
+_IN_FLIGHT = 2
+
+#: Threads parsing polled records in the consumer's process.
+PARSE_THREADS = 1
+
+#: Seconds between looks at a publish in flight, to report its offsets soon after it is done.
+_PUBLISH_CHECK_S = 0.02
 
 #: Called with partition -> next offset after a flush published everything before them.
 OnPublished = Callable[[dict[int, int]], None]
@@ -42,19 +50,22 @@ class InlineRunner:
     def stats(self) -> Stats:
         return self.pipeline.stats
 
-    def submit(self, records: Chunk, on_published: OnPublished) -> None:
-        self.pipeline.add(records)
+    def submit(self, chunks: list[Chunk], on_published: OnPublished) -> None:
+        for chunk in chunks:
+            self.pipeline.add(chunk)
         self.tick(on_published)
 
     def tick(self, on_published: OnPublished) -> None:
+        if done := self.pipeline.published():
+            on_published(done)
         if self.pipeline.due():
-            on_published(self.pipeline.flush())
+            on_published(self.pipeline.start_flush())
 
     def flush(self, on_published: OnPublished) -> None:
         on_published(self.pipeline.flush())
 
     def drop(self, partitions: list[int], on_published: OnPublished) -> None:
-        self.pipeline.drop(partitions)
+        on_published(self.pipeline.drop(partitions))
 
     def close(self) -> None:
         return None
@@ -83,13 +94,18 @@ class ProcessRunner:
         # the bounded outbox keeps memory bounded and the FIFO order of the messages.
         self._outbox: queue.Queue[tuple] = queue.Queue(maxsize=_IN_FLIGHT)
         self._send_failed: BaseException | None = None
+        # Polls are parsed side by side (pyarrow.json lets go of the GIL) and sent in order.
+        self._parsers = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="perflake-parse")
         self._sender = threading.Thread(target=self._send_loop, name="perflake-ingest-send")
         self._sender.daemon = True
         self._sender.start()
         self._wait_for("ready", lambda offsets: None)
 
-    def submit(self, records: Chunk, on_published: OnPublished) -> None:
-        self._send(("add", records))
+    def submit(self, chunks: list[Chunk], on_published: OnPublished) -> None:
+        """Queue one poll's chunks, parsed here: the writer process is left the rules and the
+        files, and the consumer's process, which mostly waits on the network, does the rest."""
+        parsed = self._parsers.submit(parse_batch, [v for c in chunks for v in c.values])
+        self._send(("add", chunks, parsed))
         self.tick(on_published)
 
     def tick(self, on_published: OnPublished) -> None:
@@ -110,6 +126,7 @@ class ProcessRunner:
                 self._send(("stop",))
             self._sender.join(timeout=30)
             self._proc.join(timeout=30)
+        self._parsers.shutdown(wait=False, cancel_futures=True)
         if self._proc.is_alive():
             self._proc.kill()
 
@@ -124,7 +141,7 @@ class ProcessRunner:
         kind = message[0]
         if kind == "error":
             raise IngestError(f"ingest writer failed: {message[1]}")
-        if kind in ("published", "flushed") and message[1]:
+        if kind in ("published", "flushed", "dropped") and message[1]:
             on_published(message[1])
         if len(message) > 2:
             self.stats = message[2]
@@ -137,16 +154,25 @@ class ProcessRunner:
             except queue.Full:
                 if not self._proc.is_alive():
                     break
+        failed = self._send_failed
+        if failed is not None and not isinstance(failed, OSError):
+            raise IngestError(f"cannot parse records for the ingest writer: {failed}") from failed
         raise IngestError(
             f"ingest writer process is gone (exit code {self._proc.exitcode})"
-        ) from self._send_failed
+        ) from failed
 
     def _send_loop(self) -> None:
         while True:
             message = self._outbox.get()
             try:
+                if message[0] == "add":
+                    message = ("add", message[1], message[2].result())
                 self._conn.send(message)
             except (BrokenPipeError, OSError) as e:
+                self._send_failed = e
+                return
+            except Exception as e:  # a parse bug: the consumer stops without committing
+                log.exception("ingest sender failed")
                 self._send_failed = e
                 return
             if message[0] == "stop":
@@ -178,26 +204,31 @@ def _worker_main(
     try:
         pipeline = Pipeline(lake, topic, keep_days, policy)
         conn.send(("ready", {}, pipeline.stats))
-        # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s).
+        # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s), and
+        # the alerts' thresholds import Polars and DuckDB (the consumer's process never does).
         warm_up()
+        importlib.import_module("lake.thresholds")
         while True:
             timeout = pipeline.seconds_to_due()
+            if pipeline.publishing():  # look back soon to report it done
+                timeout = min(timeout, _PUBLISH_CHECK_S)
             if conn.poll(None if timeout == float("inf") else timeout):
                 message = conn.recv()
                 kind = message[0]
                 if kind == "add":
-                    pipeline.add(message[1])
+                    pipeline.add_parsed(message[1], message[2])
                 elif kind == "flush":
                     conn.send(("flushed", pipeline.flush(), pipeline.stats))
                     continue
                 elif kind == "drop":
-                    pipeline.drop(message[1])
-                    conn.send(("dropped", {}, pipeline.stats))
+                    conn.send(("dropped", pipeline.drop(message[1]), pipeline.stats))
                     continue
                 elif kind == "stop":
                     return
-            if pipeline.due():
-                conn.send(("published", pipeline.flush(), pipeline.stats))
+            if done := pipeline.published():
+                conn.send(("published", done, pipeline.stats))
+            if pipeline.due() and (done := pipeline.start_flush()):
+                conn.send(("published", done, pipeline.stats))
     except (EOFError, KeyboardInterrupt):
         return
     except Exception as e:  # reported to the parent, which stops without committing

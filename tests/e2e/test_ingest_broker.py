@@ -212,6 +212,30 @@ def test_a_quiet_topic_lands_within_the_latency_bound(broker, topic, lake):
         runner.join(timeout=60)
 
 
+def test_until_idle_publishes_a_drained_backlog_without_waiting_out_the_idle_time(
+    broker, topic, lake
+):
+    produce(broker.bootstrap, topic, mixed_stream(500))
+    stop = threading.Event()
+    # Neither the latency (60 s) nor the idle time (60 s) would publish within the test.
+    policy = FlushPolicy(max_latency_s=60.0)
+    ingest = Ingest(settings(broker, topic, lake, until_idle_s=60.0, policy=policy), stop)
+    runner = threading.Thread(target=ingest.run)
+    runner.start()
+    try:
+        _wait_for(lambda: ingest._assigned, 30, "no partition assignment within 30 s")
+        _wait_for(
+            lambda: lake.exists() and counts(lake)["jobs"] == (100, 100),
+            20,
+            "the drained backlog was not published while ingest waited to go idle",
+        )
+        assert runner.is_alive()
+        assert counts(lake) == expected_counts(500, 0)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_partition_given_back_by_a_rebalance_is_read_again_from_its_dropped_buffer(
