@@ -5,8 +5,8 @@ then times, in the same run: a bare kafka-python consumer group member that only
 messages, and `perflake ingest` from start to its last published file. Prints both rates, their
 ratio, the ingest's peak RSS (consumer and writer processes together) and Parquet vs JSON bytes.
 
-    make bench-ingest                      # 1M events
-    python -m tests.bench.bench_ingest --events 200000
+    make bench-ingest                      # 1M events, 3 rounds
+    python -m tests.bench.bench_ingest --events 200000 --rounds 1
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import itertools
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,12 +46,12 @@ def publish(bootstrap: str, events: int) -> int:
     return sent
 
 
-def bare_rate(bootstrap: str, events: int) -> float:
+def bare_rate(bootstrap: str, events: int, group: str = "bench-bare") -> float:
     """Messages per second of a kafka-python group member that only counts them."""
     started = time.perf_counter()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
-        group_id="bench-bare",
+        group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
@@ -89,7 +90,9 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def ingest_run(bootstrap: str, lake: Path, events: int) -> tuple[float, float]:
+def ingest_run(
+    bootstrap: str, lake: Path, events: int, group: str = "bench-ingest"
+) -> tuple[float, float]:
     """(events per second to the last published file, peak RSS in MB) of `perflake ingest`."""
     cmd = [
         sys.executable,
@@ -103,7 +106,7 @@ def ingest_run(bootstrap: str, lake: Path, events: int) -> tuple[float, float]:
         "--lake",
         str(lake),
         "--group",
-        "bench-ingest",
+        group,
         "--until-idle",
         "2",
         "--keep-days",
@@ -142,8 +145,15 @@ def main() -> int:
     parser.add_argument(
         "--events", type=int, default=1_000_000, help="events in the backlog (>= 200000)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="bare consumer then ingest, this many times over the same backlog (medians reported)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="perflake-bench-"))
+    bares, rates, rss_peaks = [], [], []
     try:
         with EmbeddedBroker(free_port()) as broker:
             create_topic(broker.bootstrap, TOPIC, 4)
@@ -152,15 +162,30 @@ def main() -> int:
             print(
                 f"published {args.events:,} events ({json_bytes / 1e6:.0f} MB of JSON) in {time.perf_counter() - t:.0f} s"
             )
-            bare = bare_rate(broker.bootstrap, args.events)
-            rate, rss = ingest_run(broker.bootstrap, work / "lake", args.events)
+            # Each round reads the whole backlog again in fresh groups, into a fresh lake: the
+            # machine's noise moves both rates of a round alike, and the medians damp it.
+            for n in range(args.rounds):
+                lake = work / "lake"
+                shutil.rmtree(lake, ignore_errors=True)
+                bare = bare_rate(broker.bootstrap, args.events, f"bench-bare-{n}")
+                rate, rss = ingest_run(broker.bootstrap, lake, args.events, f"bench-ingest-{n}")
+                print(
+                    f"round {n + 1}: bare {bare:,.0f} events/s, ingest {rate:,.0f} events/s "
+                    f"(ratio {rate / bare:.2f}), peak RSS {rss:.0f} MB"
+                )
+                bares.append(bare)
+                rates.append(rate)
+                rss_peaks.append(rss)
         parquet = sum(p.stat().st_size for p in (work / "lake").rglob("*.parquet"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratio, share = rate / bare, parquet / json_bytes
+    bare, rate, rss = statistics.median(bares), statistics.median(rates), max(rss_peaks)
+    ratio = statistics.median(r / b for r, b in zip(rates, bares, strict=True))
+    share = parquet / json_bytes
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
+    print(f"medians of {args.rounds} rounds; peak RSS is the highest of them")
     print(f"bare kafka-python consumer : {bare:>9,.0f} events/s")
     print(f"perflake ingest            : {rate:>9,.0f} events/s (start to last file published)")
     print(f"ratio ingest / bare        : {ratio:>9.2f}   target >= {TARGETS['ratio']}")
