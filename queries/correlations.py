@@ -154,9 +154,10 @@ MAX_LEVELS = 12
 # A configuration is a job's parameters (as text, sorted by name) that take at most MAX_LEVELS
 # values in its workflow. Which parameters those are is read off a sample of each workflow's jobs
 # (a fixed pseudo-random one of about MAX_JOBS, like the correlations'; all of a smaller
-# workflow); the configurations are then built for every job with list functions, one pass
-# without unnesting. Ranks are per workflow; a configuration in its workflow's top n is not
-# listed again among the bottom.
+# workflow). Every job is then grouped on those parameters' values, one column each (null where
+# the parameter is not one of its workflow's levels), and only the groups are turned into text:
+# 2x faster than building the text per job. Ranks are per workflow; a configuration in its
+# workflow's top n is not listed again among the bottom.
 CONFIGURATION_JOBS = """
 select workflow_id, count(*) as jobs
 from jobs
@@ -164,52 +165,46 @@ where {where}
     and {value} is not null
 group by workflow_id
 """
-TOP_CONFIGURATIONS = """
+CONFIGURATION_LEVELS = """
 with entries as (
     select workflow_id, unnest(map_entries(params)) as e
     from jobs
     where {where}
         and {value} is not null
         and hash(event_id) % {scale} < {keep}
-),
-levels as (
-    select workflow_id, list(name order by name) as names
+)
+select name, list(workflow_id order by workflow_id) as workflows
+from (
+    select workflow_id, e.key as name
+    from entries
+    group by workflow_id, e.key
+    having count(distinct e.value) <= least(?, count(*) / 2)
+)
+group by name
+order by name
+"""
+TOP_CONFIGURATIONS = """
+with stats as (
+    select workflow_id, {levels}, count(*) as jobs, avg(value) as value
     from (
-        select workflow_id, e.key as name
-        from entries
-        group by workflow_id, e.key
-        having count(distinct e.value) <= least(?, count(*) / 2)
+        select workflow_id, {value} as value, {extract}
+        from jobs
+        where {where}
+            and {value} is not null
     )
-    group by workflow_id
-),
-configurations as (
-    select jobs.workflow_id, {value} as value,
-        array_to_string(
-            list_transform(
-                list_sort(list_filter(
-                    map_entries(jobs.params), lambda e: list_contains(levels.names, e.key)
-                )),
-                lambda e: e.key || '=' || e.value
-            ),
-            ', '
-        ) as params
-    from jobs
-    join levels on jobs.workflow_id = levels.workflow_id
-    where {where_jobs}
-        and {value} is not null
-),
-stats as (
-    select workflow_id, params, count(*) as jobs, avg(value) as value
-    from configurations
-    where params <> ''
-    group by workflow_id, params
+    group by all
     having count(*) >= ?
+),
+named as (
+    select workflow_id, concat_ws(', ', {pairs}) as params, jobs, value
+    from stats
+    where params <> ''
 ),
 ranked as (
     select workflow_id, params, jobs, value,
         row_number() over (partition by workflow_id order by value {best}, params) as best_rank,
         row_number() over (partition by workflow_id order by value {worst}, params) as worst_rank
-    from stats
+    from named
 )
 select workflow_id, params, jobs, value,
     case when best_rank <= ? then 'top' else 'bottom' end as rank_group,
@@ -218,6 +213,14 @@ from ranked
 where best_rank <= ? or worst_rank <= ?
 order by workflow_id, rank_group desc, rank
 """
+_NO_CONFIGURATIONS = {
+    "workflow_id": pl.String,
+    "params": pl.String,
+    "jobs": pl.Int64,
+    "value": pl.Float64,
+    "rank_group": pl.String,
+    "rank": pl.Int64,
+}
 
 
 def top_configurations(
@@ -235,18 +238,33 @@ def top_configurations(
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n}")
     where, params = filters.where("jobs")
-    where_jobs, _ = filters.where("jobs", alias="jobs")
     value = column("jobs", by)
     jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value), params)
     keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
+    levels = frame(
+        lake,
+        CONFIGURATION_LEVELS.format(where=where, value=value, keep=keep, scale=SAMPLE_SCALE),
+        [*params, *shares, MAX_LEVELS],
+    )
+    if levels.is_empty():
+        return pl.DataFrame(schema=_NO_CONFIGURATIONS)
+    # Level k: its value where it is a level of the job's workflow; names and workflows come
+    # from the data, so they travel as bound parameters.
+    names = levels["name"].to_list()
+    extract = ", ".join(
+        f"case when list_contains(?::varchar[], workflow_id) then params[?] end as l{k}"
+        for k in range(len(names))
+    )
+    level_params = [v for name, wfs in levels.iter_rows() for v in (wfs, name)]
+    pairs = ", ".join(f"? || '=' || l{k}" for k in range(len(names)))
     best, worst = ("desc", "asc") if TOP_BY[by] else ("asc", "desc")
     sql = TOP_CONFIGURATIONS.format(
         where=where,
-        where_jobs=where_jobs,
         value=value,
-        keep=keep,
-        scale=SAMPLE_SCALE,
+        extract=extract,
+        levels=", ".join(f"l{k}" for k in range(len(names))),
+        pairs=pairs,
         best=best,
         worst=worst,
     )
-    return frame(lake, sql, [*params, *shares, MAX_LEVELS, *params, min_jobs, n, n, n, n])
+    return frame(lake, sql, [*level_params, *params, min_jobs, *names, n, n, n, n])
