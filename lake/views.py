@@ -88,19 +88,13 @@ def connect(lake: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
     if threads:
         config["threads"] = threads
     con = duckdb.connect(":memory:", config=config)
-    # Defining a view binds it, which opens one of its files: retention or compaction may
-    # remove that file in between, like any read (see `run`).
-    for attempt in range(1, _RETRIES + 1):
-        try:
-            con.execute(init_script(lake))
-            return con
-        except duckdb.Error as e:
-            if attempt < _RETRIES and _raced_file_swap(e):
-                log.info("redefining the lake views after a race with compaction/retention: %s", e)
-                continue
-            con.close()
-            raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
-    raise AssertionError("unreachable")
+    try:
+        # Defining a view binds it, which opens one of its files: the same race as any read.
+        _execute(con, init_script(lake))
+    except duckdb.Error as e:
+        con.close()
+        raise QueryError(f"cannot define the lake views over {lake}: {e}") from e
+    return con
 
 
 #: One read connection per lake and process, with the shape of the lake it was defined for.
@@ -138,19 +132,27 @@ def run(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
 ) -> duckdb.DuckDBPyConnection:
     """Execute `sql` with bound `params`, logging time; retries a read that raced a file swap."""
+    started = time.perf_counter()
+    try:
+        result = _execute(con, sql, params)
+    except duckdb.Error as e:
+        raise QueryError(f"{e}") from e
+    log.debug("%.1f ms %s %s", (time.perf_counter() - started) * 1000, sql.strip(), params)
+    return result
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+) -> duckdb.DuckDBPyConnection:
+    """`con.execute`, again when it raced compaction or retention (files listed, then swapped
+    away), up to _RETRIES times; the last error is raised as DuckDB's."""
     for attempt in range(1, _RETRIES + 1):
-        started = time.perf_counter()
         try:
-            result = con.execute(sql, params)
+            return con.execute(sql, params)
         except duckdb.IOException as e:
-            if attempt < _RETRIES and _raced_file_swap(e):
-                log.info("retrying a read that raced compaction/retention: %s", e)
-                continue
-            raise QueryError(f"{e}") from e
-        except duckdb.Error as e:
-            raise QueryError(f"{e}") from e
-        log.debug("%.1f ms %s %s", (time.perf_counter() - started) * 1000, sql.strip(), params)
-        return result
+            if attempt == _RETRIES or not _raced_file_swap(e):
+                raise
+            log.info("retrying a read that raced compaction/retention: %s", e)
     raise AssertionError("unreachable")
 
 
