@@ -80,23 +80,25 @@ class Pipeline:
         """Decode records into the buffer (bad ones into the quarantine buffer): a list of
         records of any partitions, or a chunk of one partition's."""
         chunks = [records] if isinstance(records, Chunk) else Chunk.of(records)
-        if not any(c.offsets for c in chunks):
-            return
-        if self._oldest_at is None:
-            self._oldest_at = time.monotonic()
-        now = datetime.now(UTC)
-        for chunk in chunks:
-            self._batch.add_chunk(chunk, now)
-            self.stats.records += len(chunk.offsets)
+        if self._buffering(chunks):
+            now = datetime.now(UTC)
+            for chunk in chunks:
+                self._batch.add_chunk(chunk, now)
 
     def add_parsed(self, chunks: list[Chunk], parsed: Parsed) -> None:
         """Decode chunks into the buffer whose values `ingest.columnar.parse_batch` parsed."""
-        if not any(c.offsets for c in chunks):
-            return
+        if self._buffering(chunks):
+            self._batch.add_parsed(chunks, parsed, datetime.now(UTC))
+
+    def _buffering(self, chunks: list[Chunk]) -> bool:
+        """Count the chunks' records and start the latency clock; False when they hold none."""
+        records = sum(len(c.offsets) for c in chunks)
+        if not records:
+            return False
         if self._oldest_at is None:
             self._oldest_at = time.monotonic()
-        self._batch.add_parsed(chunks, parsed, datetime.now(UTC))
-        self.stats.records += sum(len(c.offsets) for c in chunks)
+        self.stats.records += records
+        return True
 
     def due(self) -> bool:
         """Whether the buffer has reached a flush limit (count, bytes or latency)."""
