@@ -27,6 +27,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
+from ingest import fetch
 from ingest.batch import Chunk
 from ingest.pipeline import Stats
 from ingest.runner import InlineRunner, ProcessRunner
@@ -104,10 +105,10 @@ class Ingest:
                 chunk = Chunk(
                     tp.topic,
                     tp.partition,
-                    [m.offset for m in messages],
-                    [m.timestamp for m in messages],
-                    [m.key for m in messages],
-                    [m.value for m in messages],
+                    [m[0] for m in messages],
+                    [m[1] for m in messages],
+                    [m[2] for m in messages],
+                    [m[3] for m in messages],
                 )
                 self._unpublished.setdefault(tp.partition, chunk.offsets[0])
                 self._read_to[tp.partition] = chunk.offsets[-1] + 1
@@ -157,7 +158,9 @@ class Ingest:
         delay = _BACKOFF_START_S
         while True:
             try:
-                return KafkaConsumer(**(_consumer_defaults(s) | s.kafka))
+                consumer = KafkaConsumer(**(_consumer_defaults(s) | s.kafka))
+                fetch.install(consumer)  # polls return (offset, timestamp, key, value) rows
+                return consumer
             except (KafkaTimeoutError, KafkaConnectionError):
                 if self.stop.is_set():
                     raise
