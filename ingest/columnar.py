@@ -231,7 +231,9 @@ def _decode_piece(parsed: pa.Table, positions: np.ndarray, limits: _Limits, out:
             continue
         rows = parsed.filter(pa.array(mask))
         valid = _bools(pc.and_(_valid(rows, rules), limits.keep(_timestamps(rows, "occurred_at"))))
-        if valid.any():
+        if valid.all():
+            _build(table, rows, pa.array(positions[mask]), out)
+        elif valid.any():
             _build(table, rows.filter(pa.array(valid)), pa.array(positions[mask][valid]), out)
         out.slow.extend(positions[mask][~valid].tolist())
     out.slow.extend(positions[~handled].tolist())
@@ -253,19 +255,37 @@ def _all_null(columns: list[pa.ChunkedArray]) -> pa.Array:
 
 
 def _valid(rows: pa.Table, rules: Rules) -> pa.Array:
-    """Rows that keep every rule of their event type (and carry no other type's field)."""
-    ok = pa.array(np.ones(rows.num_rows, dtype=bool))
+    """Rows that keep every rule of their event type (and carry no other type's field).
+
+    A column's null count is known without a kernel call: a column null in every row (most
+    of the union schema, for one event type) or in none needs no per-row null handling.
+    """
+    n = rows.num_rows
+    ok = None  # every row so far
     for name in SCHEMA.names[2:]:
         col = rows.column(name)
+        nulls = col.null_count
         if name not in rules:
-            ok = pc.and_(ok, pc.is_null(col))
+            if nulls != n:
+                ok = _and(ok, pc.is_null(col))
             continue
         check, required = rules[name]
+        if nulls == n:  # absent everywhere: fine unless required
+            if required:
+                return pa.array(np.zeros(n, dtype=bool))
+            continue
         kind, args = check.spec  # type: ignore[attr-defined]
-        rule = pc.fill_null(_column_rule(kind, args, col), False)
-        # A missing field passes unless it is required.
-        ok = pc.and_(ok, pc.if_else(pc.is_valid(col), rule, not required))
-    return ok
+        rule = _column_rule(kind, args, col)
+        if rule.null_count:
+            rule = pc.fill_null(rule, False)
+        if nulls:  # a missing field passes unless it is required
+            rule = pc.if_else(pc.is_valid(col), rule, not required)
+        ok = _and(ok, rule)
+    return ok if ok is not None else pa.array(np.ones(n, dtype=bool))
+
+
+def _and(ok: Any, rule: Any) -> Any:
+    return rule if ok is None else pc.and_(ok, rule)
 
 
 def _column_rule(kind: str, args: dict[str, Any], col: pa.ChunkedArray) -> Any:
@@ -380,8 +400,9 @@ def _to_timestamps(col: pa.Array) -> pa.Array:
 def _build(table: Table, rows: pa.Table, pos: pa.Array, out: Decoded) -> None:
     """The stored columns of `table` (and job_stages rows) from rows that passed every rule."""
     columns: dict[str, Any] = {}
+    present = set(rows.column_names)
     for col in table.schema:
-        if col.name in rows.column_names and col.name not in ("params", "quality_scores"):
+        if col.name in present and col.name not in ("params", "quality_scores"):
             values = rows.column(col.name).combine_chunks()
             if pa.types.is_timestamp(col.type):
                 values = _timestamps(rows, col.name)
