@@ -28,6 +28,7 @@ from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from ingest import fetch
+from ingest.align import Alignment
 from ingest.batch import Chunk
 from ingest.pipeline import Stats
 from ingest.runner import InlineRunner, ProcessRunner
@@ -63,6 +64,9 @@ class Ingest:
         self._unpublished: dict[int, int] = {}
         self._read_to: dict[int, int] = {}
         self._rewind: dict[int, int] = {}
+        # Partitions read evenly in time (see ingest.align): those paused for running ahead.
+        self._align = Alignment()
+        self._paused: set[int] = set()
         runner_type = ProcessRunner if settings.workers else InlineRunner
         # Started before any Kafka client thread exists, so the fork copies no running threads.
         self.runner = runner_type(
@@ -112,11 +116,13 @@ class Ingest:
                 )
                 self._unpublished.setdefault(tp.partition, chunk.offsets[0])
                 self._read_to[tp.partition] = chunk.offsets[-1] + 1
+                self._align.read(tp.partition, chunk.offsets[-1] + 1, chunk.timestamps[-1])
                 chunks.append(chunk)
                 self.read += len(chunk.offsets)
                 last_record_at = now
             if chunks:
                 self.runner.submit(chunks, self._published)
+            self._align_partitions()
             self.runner.tick(self._published)
             self._commit()
             if now - progress.last_at >= s.progress_every_s:
@@ -143,6 +149,19 @@ class Ingest:
                         "idle for %.1f s at the end of every partition: stopping", s.until_idle_s
                     )
                     return
+
+    def _align_partitions(self) -> None:
+        """Pause the partitions running ahead in time, resume the others (see ingest.align)."""
+        assert self.consumer is not None
+        mine = self.consumer.assignment()
+        pause = self._align.to_pause({tp.partition: self.consumer.highwater(tp) for tp in mine})
+        if pause == self._paused:
+            return
+        topic = self.settings.topic
+        self.consumer.pause(*(TopicPartition(topic, p) for p in pause - self._paused))
+        self.consumer.resume(*(TopicPartition(topic, p) for p in self._paused - pause))
+        log.debug("partitions paused to read evenly in time: %s", sorted(pause))
+        self._paused = pause
 
     def _poll(self) -> dict:
         assert self.consumer is not None
@@ -199,6 +218,10 @@ class Ingest:
         assert self.consumer is not None
         self._assigned = {tp.partition for tp in assigned}
         self._assigned_at = time.monotonic() if assigned else None
+        # kafka-python may keep a partition's pause across the rebalance: start even.
+        self.consumer.resume(*assigned)
+        self._align.assigned(self._assigned)
+        self._paused = set()
         log.info("partitions assigned: %s", sorted(self._assigned))
         for tp in sorted(assigned):
             offset = self._rewind.get(tp.partition)

@@ -39,6 +39,11 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
     The parent's bookkeeping is kept: `next_fetch_offset` is the offset after the last row
     handed out (so a poll cut by `max_records` resumes at the right record), records before the
     fetch offset are skipped, control batches are passed over, and `drain()` ends the fetch.
+
+    `drain()` also empties the fetcher's in-line slot. kafka-python 3.0.12 parks the records
+    of a paused partition and hands them back after `resume()` only once that slot is None, but
+    a drained records object stays in it: without this, a partition paused with records fetched
+    is never read (nor fetched) again.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
         records: Any,
         key_deserializer: Any = None,
         value_deserializer: Any = None,
+        on_drain: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -56,8 +62,11 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
             records,
             key_deserializer=key_deserializer,
             value_deserializer=value_deserializer,
+            **({} if on_drain is None else {"on_drain": on_drain}),
             **kwargs,
         )
+        # The fetcher whose in-line slot this may occupy (its drain callback is its method).
+        self._fetcher = getattr(on_drain, "__self__", None)
         if (
             key_deserializer is None
             and value_deserializer is None
@@ -68,6 +77,11 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
             self.record_iterator = (
                 (r.offset, r.timestamp, r.key, r.value) for r in self.record_iterator
             )
+
+    def drain(self) -> None:
+        super().drain()
+        if self._fetcher is not None and self._fetcher._next_partition_records is self:
+            self._fetcher._next_partition_records = None
 
     def _rows(self, records: Any) -> Iterator[Row]:
         tp = self.topic_partition

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from ingest.broker import EmbeddedBroker
 from ingest.consumer import Ingest
@@ -234,6 +235,30 @@ def test_until_idle_publishes_a_drained_backlog_without_waiting_out_the_idle_tim
     finally:
         stop.set()
         runner.join(timeout=60)
+
+
+@pytest.mark.timeout(90)  # without the parked-records repair it never finishes
+def test_partitions_ahead_in_time_are_paused_and_every_record_is_still_read(
+    broker, topic, lake, caplog
+):
+    """Record timestamps run 1 s apart in partition 0 and 4 s apart in partition 3: ingest
+    pauses the partitions ahead, and (through kafka-python's parking of a paused partition's
+    fetched records) still reads every record exactly once."""
+    values = mixed_stream(2000)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks="all")
+    try:
+        for i, value in enumerate(values):
+            p = i % 4
+            stamp = 1_790_000_000_000 + (i // 4) * (p + 1) * 1000
+            producer.send(topic, value=value, key=b"k", partition=p, timestamp_ms=stamp)
+        producer.flush()
+    finally:
+        producer.close()
+    caplog.set_level(logging.DEBUG, logger="perflake.ingest")
+    Ingest(settings(broker, topic, lake, max_poll_records=50)).run()
+    paused = [r.getMessage() for r in caplog.records if "read evenly in time" in r.getMessage()]
+    assert any("[]" not in m for m in paused), "no partition was ever paused"
+    assert counts(lake) == expected_counts(2000, 0)
 
 
 @pytest.mark.slow
