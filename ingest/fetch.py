@@ -145,6 +145,8 @@ def read_batch(batch: DefaultRecordBatch) -> list[Row]:
             length, pos = _varint(buf, pos)
             end = pos + length
             pos += 1  # attributes: an int8, unused
+            # Each varint's one-byte case is written out, four times on purpose: a function
+            # call per field is most of what makes kafka-python's reader slow.
             b = buf[pos]
             if b < 0x80:
                 ts_delta = (b >> 1) ^ -(b & 1)
