@@ -48,13 +48,14 @@ class Alignment:
         """The partitions to pause now (the others are to be resumed).
 
         `highwater`: per assigned partition, its end offset as last fetched (None: unknown).
+        Only these partitions are considered (mid-rebalance, those read before may be gone).
         """
         now = time.monotonic()
-        pending = {
-            p: part
-            for p, part in self._parts.items()
-            if highwater.get(p) is None or part.read_to is None or part.read_to < highwater[p]
-        }
+        pending = {}
+        for p, end in highwater.items():
+            part = self._parts.setdefault(p, _Partition())
+            if end is None or part.read_to is None or part.read_to < end:
+                pending[p] = part
         if len(pending) < 2:
             return set()
         behind = min(

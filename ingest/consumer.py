@@ -153,13 +153,13 @@ class Ingest:
     def _align_partitions(self) -> None:
         """Pause the partitions running ahead in time, resume the others (see ingest.align)."""
         assert self.consumer is not None
-        mine = self.consumer.assignment()
-        pause = self._align.to_pause({tp.partition: self.consumer.highwater(tp) for tp in mine})
+        mine = {tp.partition: tp for tp in self.consumer.assignment()}
+        pause = self._align.to_pause({p: self.consumer.highwater(tp) for p, tp in mine.items()})
+        self._paused &= mine.keys()  # a partition revoked meanwhile is no longer ours to resume
         if pause == self._paused:
             return
-        topic = self.settings.topic
-        self.consumer.pause(*(TopicPartition(topic, p) for p in pause - self._paused))
-        self.consumer.resume(*(TopicPartition(topic, p) for p in self._paused - pause))
+        self.consumer.pause(*(mine[p] for p in pause - self._paused))
+        self.consumer.resume(*(mine[p] for p in self._paused - pause))
         log.debug("partitions paused to read evenly in time: %s", sorted(pause))
         self._paused = pause
 

@@ -65,3 +65,12 @@ def test_a_new_assignment_forgets_the_progress(clock) -> None:
     a.read(1, 100, 10 * AHEAD_MS)
     a.assigned({1, 2})
     assert a.to_pause({1: 500, 2: 500}) == set()  # neither has been read since
+
+
+def test_only_the_partitions_given_are_considered(clock) -> None:
+    a = Alignment()
+    a.assigned({0, 1, 2})
+    a.read(0, 100, 0)  # revoked since: not among the high watermarks given
+    a.read(1, 100, 10 * AHEAD_MS)
+    a.read(2, 100, 20 * AHEAD_MS)
+    assert a.to_pause({1: 500, 2: 500}) == {2}
