@@ -225,12 +225,25 @@ def _decode_piece(parsed: pa.Table, positions: np.ndarray, limits: _Limits, out:
     ok = pc.and_(ok, pc.equal(parsed.column("schema_version"), SCHEMA_VERSION))
     etypes = parsed.column("event_type")
     handled = _bools(pc.and_(ok, pc.is_in(etypes, pa.array(list(RULES)))))
+    # Where each field is present (fields null in every row left out): a row carrying a field
+    # its event type does not have goes to the reference, and the rest is filtered without it.
+    present = {
+        name: _bools(pc.is_valid(col))
+        for name in SCHEMA.names[2:]
+        if (col := parsed.column(name)).null_count < parsed.num_rows
+    }
     for etype, (table, rules) in RULES.items():
         mask = handled & _bools(pc.equal(etypes, etype))
         if not mask.any():
             continue
-        rows = parsed.filter(pa.array(mask))
+        stray = np.zeros(len(mask), dtype=bool)
+        for name, where in present.items():
+            if name not in rules:
+                stray |= where
+        own = [n for n in SCHEMA.names[2:] if n in rules]
+        rows = parsed.select(own).filter(pa.array(mask))
         valid = _bools(pc.and_(_valid(rows, rules), limits.keep(_timestamps(rows, "occurred_at"))))
+        valid &= ~stray[mask]
         if valid.all():
             _build(table, rows, pa.array(positions[mask]), out)
         elif valid.any():
@@ -255,20 +268,16 @@ def _all_null(columns: list[pa.ChunkedArray]) -> pa.Array:
 
 
 def _valid(rows: pa.Table, rules: Rules) -> pa.Array:
-    """Rows that keep every rule of their event type (and carry no other type's field).
+    """Rows that keep every rule of their event type (`rows`: that type's fields only).
 
-    A column's null count is known without a kernel call: a column null in every row (most
-    of the union schema, for one event type) or in none needs no per-row null handling.
+    A column's null count is known without a kernel call: a field absent from every row, or
+    present in every row, needs no per-row null handling.
     """
     n = rows.num_rows
     ok = None  # every row so far
-    for name in SCHEMA.names[2:]:
+    for name in rows.column_names:
         col = rows.column(name)
         nulls = col.null_count
-        if name not in rules:
-            if nulls != n:
-                ok = _and(ok, pc.is_null(col))
-            continue
         check, required = rules[name]
         if nulls == n:  # absent everywhere: fine unless required
             if required:
@@ -388,13 +397,21 @@ def _to_timestamps(col: pa.Array) -> pa.Array:
     try:
         return pc.cast(col, _TS)
     except pa.ArrowInvalid:
-        out = []
-        for v in col.to_pylist():
-            try:
-                out.append(pc.cast(pa.array([v]), _TS)[0].as_py())
-            except pa.ArrowInvalid:
-                out.append(None)
-        return pa.array(out, _TS)
+        pass
+    # Text not shaped as RFC 3339 is refused by the rule anyway: null it, and cast the rest.
+    shaped = pc.if_else(pc.match_substring_regex(col, _TIMESTAMP), col, pa.scalar(None, col.type))
+    return _cast_or_null(shaped)
+
+
+def _cast_or_null(col: pa.Array) -> pa.Array:
+    """Cast text to timestamps, halving around what fails (February 30th) until it is alone."""
+    try:
+        return pc.cast(col, _TS)
+    except pa.ArrowInvalid:
+        if len(col) == 1:
+            return pa.nulls(1, _TS)
+        half = len(col) // 2
+        return pa.concat_arrays([_cast_or_null(col.slice(0, half)), _cast_or_null(col.slice(half))])
 
 
 def _build(table: Table, rows: pa.Table, pos: pa.Array, out: Decoded) -> None:
