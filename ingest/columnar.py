@@ -483,13 +483,33 @@ def _params_maps(params: pa.StructArray) -> tuple[pa.Array, pa.Array]:
         elif kid.type == pa.int64():
             texts.append(values.cast(pa.string()))
         elif kid.type == pa.float64():
-            # Python's shortest repr, as the reference decoder writes it (Arrow's differs).
-            text = [None if v is None else f.number_text(v) for v in values.to_pylist()]
-            texts.append(pa.array(text, pa.string()))
+            texts.append(_float_texts(values))
         else:  # a nested value: never in a row kept (the rule sent it to the reference)
             texts.append(pa.nulls(len(values), pa.string()))
         numbers.append(_as_number(values))
     return _map(params, texts, pa.string()), _map(params, numbers, pa.float64())
+
+
+def _float_texts(values: pa.Array) -> pa.Array:
+    """Numbers as the reference decoder writes them (`fields.number_text`).
+
+    Arrow's cast gives the same shortest digits in positional form; Python writes the rest
+    itself: an exponent (Arrow's differs: 1e-7 against 1e-07), below 1e-4 (Python switches to
+    an exponent there, Arrow later), from 2**53 (Python keeps ".0"), and zero ("-0").
+    """
+    text = pc.cast(values, pa.string())
+    size = pc.abs(values)
+    redo = pc.or_(
+        pc.or_(pc.match_substring(text, "e"), pc.less(size, 1e-4)),
+        pc.greater_equal(size, float(2**53)),
+    )
+    where = np.flatnonzero(_bools(redo))
+    if not len(where):
+        return text
+    python = [f.number_text(v) for v in values.take(pa.array(where)).to_pylist()]
+    out = np.asarray(text.to_pylist(), dtype=object)
+    out[where] = python
+    return pa.array(out, pa.string())
 
 
 def _map(struct: pa.StructArray, children: list[pa.Array], item_type: pa.DataType) -> pa.Array:

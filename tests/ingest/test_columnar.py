@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from ingest import columnar
 from ingest.batch import CHUNK, Batch, Record
 from ingest.decode import RULES
 from ingest.demo import studio_messages
+from ingest.fields import number_text
 from tests.events import bad_lines, example
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -167,3 +169,24 @@ def test_a_dropped_partition_loses_its_decoded_rows_and_quarantine() -> None:
     assert jobs.num_rows == (CHUNK + 10) // 2
     assert decoded.quarantined == 1
     assert batch.next_offsets() == {0: 10_001}
+
+
+def test_float_params_are_written_as_the_reference_writes_them() -> None:
+    """Arrow's text for most numbers, Python's where the two differ: checked on random
+    magnitudes from 1e-30 to 1e30, integral and rounded values, and the edges."""
+    rng = random.Random(7)
+    values: list[float | None] = []
+    for _ in range(20_000):
+        v = 10 ** rng.uniform(-30, 30) * rng.choice([1, -1])
+        kind = rng.random()
+        if kind < 0.2:
+            v = float(round(v))
+        elif kind < 0.3:
+            v = round(v, rng.randint(0, 6))
+        elif kind < 0.4:
+            v = rng.randint(-(10**6), 10**6) / rng.choice([1, 2, 4, 8, 10, 100, 1000])
+        values.append(v)
+    values += [0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 2.0**53, -(2.0**53), 2.0**53 - 1]
+    values += [1e15, 1e16, 1e21, 1e22, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, None]
+    got = columnar._float_texts(pa.array(values, pa.float64())).to_pylist()
+    assert got == [None if v is None else number_text(v) for v in values]
