@@ -24,6 +24,8 @@ from lake.tables import JOB_STAGES, JOBS, QUARANTINE, TABLES, Table
 
 _MAP_COLUMNS = {"quality_scores", "params", "params_num"}
 _DAY_US = 86_400_000_000
+#: The day number column `_by_day` sorts and cuts by.
+_DAY = "_day"
 _EPOCH = date(1970, 1, 1)
 
 
@@ -286,10 +288,6 @@ def _by_day(table: Table, data: pa.Table, now: datetime) -> list[tuple[Table, da
         for a, b in zip(starts, ends, strict=True)
         if b > a
     ]
-
-
-#: The day number column `_by_day` sorts and cuts by.
-_DAY = "_day"
 
 
 def to_arrow(
