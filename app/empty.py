@@ -28,8 +28,7 @@ def no_lake(lake: Path, what: str) -> None:
 
 def has_jobs(filters: Filters) -> bool:
     """Whether any job completed or failed within `filters`."""
-    totals = cached.result(overview.overview_totals, filters)
-    return bool(totals.height and (totals.item(0, "jobs") or totals.item(0, "failures")))
+    return bool(cached.result(overview.has_attempts, filters).item(0, "found"))
 
 
 def extent() -> tuple[date, date] | None:

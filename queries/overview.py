@@ -85,6 +85,24 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
     return frame(lake, OVERVIEW_TOTALS.format(attempts=sql, ms_per_hour=MS_PER_HOUR), params)
 
 
+HAS_ATTEMPTS = """
+select exists (select 1 from jobs where {jobs}) or exists (select 1 from job_failures where {failures})
+    as found
+"""
+
+
+def has_attempts(lake: Path, filters: Filters) -> pl.DataFrame:
+    """One row, `found`: whether any job completed or failed within `filters`.
+
+    Every page asks this before its queries (its empty state); DuckDB stops at the first row,
+    where `overview_totals` would read the whole range.
+    """
+    jobs, jobs_params = filters.where("jobs")
+    failures, failure_params = filters.where("job_failures")
+    sql = HAS_ATTEMPTS.format(jobs=jobs, failures=failures)
+    return frame(lake, sql, [*jobs_params, *failure_params])
+
+
 DAILY_VOLUME = """
 with attempts as ({attempts})
 select

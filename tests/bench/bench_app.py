@@ -73,7 +73,8 @@ def sidebar(q: Query, lake: Path, f: Any) -> None:
 def overview_page(q: Query, lake: Path, f: Any) -> None:
     from queries import alerts, overview
 
-    q(overview.overview_totals, lake, f)  # empty.has_jobs and the totals share one cached call
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
+    q(overview.overview_totals, lake, f)
     q(overview.overview_totals, lake, f.previous(), note="previous period")
     q(overview.daily_volume, lake, f)
     q(overview.ranked_workflows, lake, f, next(iter(overview.METRICS)), 5)
@@ -83,7 +84,7 @@ def overview_page(q: Query, lake: Path, f: Any) -> None:
 def workflows_page(q: Query, lake: Path, f: Any) -> None:
     from queries import overview, workflows
 
-    q(overview.overview_totals, lake, f)
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(workflows.workflow_summary, lake, f)
     for metric in ("time_per_frame_ms", "likeness"):
         q(workflows.histogram, lake, f, metric, 30)
@@ -101,7 +102,7 @@ def quality_page(q: Query, lake: Path, f: Any) -> None:
 
     from queries import correlations, overview, timeseries, workflows
 
-    q(overview.overview_totals, lake, f)
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(timeseries.metric_series, lake, f, "avg_time_per_frame_ms", "day")
     q(timeseries.quality_trends, lake, f, "day")
     workflow = _busiest(q(workflows.workflow_summary, lake, f))[0]
@@ -116,7 +117,7 @@ def quality_page(q: Query, lake: Path, f: Any) -> None:
 def compare_page(q: Query, lake: Path, f: Any) -> None:
     from queries import compare, overview, workflows
 
-    q(overview.overview_totals, lake, f)
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
     ids = _busiest(q(workflows.workflow_summary, lake, f))
     comparison = q(compare.compare_workflows, lake, f, tuple(ids[:2]))
     q(compare.tradeoff_sentences, comparison)
@@ -125,14 +126,14 @@ def compare_page(q: Query, lake: Path, f: Any) -> None:
 def workers_page(q: Query, lake: Path, f: Any) -> None:
     from queries import overview, workers
 
-    q(overview.overview_totals, lake, f)
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(workers.worker_summary, lake, f)
 
 
 def alerts_page(q: Query, lake: Path, f: Any) -> None:
     from queries import alerts, overview
 
-    q(overview.overview_totals, lake, f)
+    q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(alerts.active_alerts, lake, f)
     q(alerts.alerts, lake, f, None, alerts.LISTED)
     q(alerts.thresholds, lake)

@@ -57,6 +57,23 @@ def test_totals_of_nothing_are_zero_and_null(farm: Path, filters: Filters) -> No
     assert got.schema == TOTALS_SCHEMA
 
 
+@pytest.mark.parametrize(
+    ("filters", "found"),
+    [
+        (ALL, True),
+        (Filters(workflows=("wf-c",)), True),  # f2 alone: a failure counts as activity
+        (Filters(start=date(2025, 6, 9), end=date(2025, 6, 9)), True),  # f2's day, no job
+        (Filters(start=date(2025, 6, 3), end=date(2025, 6, 3)), False),  # j3 is 06-04 in UTC
+        (NOTHING_MATCHES, False),
+        (NO_DAYS, False),
+    ],
+)
+def test_has_attempts_finds_a_job_or_a_failure(farm: Path, filters: Filters, found: bool) -> None:
+    got = overview.has_attempts(farm, filters)
+    assert got.schema == pl.Schema({"found": pl.Boolean()})
+    assert got.rows() == [(found,)]
+
+
 def test_daily_volume_one_row_per_utc_day_with_activity(farm: Path) -> None:
     got = overview.daily_volume(farm, ALL)
     assert got.schema == pl.Schema(
@@ -217,6 +234,7 @@ def test_a_lake_without_data_gives_typed_results(bare_lake: Path) -> None:
     assert overview.overview_totals(bare_lake, ALL).rows() == [
         (0.0, 0, 0, 0, None, None, None, None)
     ]
+    assert overview.has_attempts(bare_lake, ALL).rows() == [(False,)]
     assert overview.daily_volume(bare_lake, ALL).is_empty()
     assert overview.ranked_workflows(bare_lake, ALL, "jobs").is_empty()
 
