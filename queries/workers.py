@@ -34,26 +34,37 @@ PEERS = """    select c.worker_id, c.jobs,
         c.time_per_frame_ms"""
 
 # `cells`: one row per worker, GPU model, workflow and resolution tier, with the worker's median
-# time per frame there. Each cell is compared with the median of the other workers' medians in
-# the same cell: of the same GPU model (`relative`) and of the whole fleet (`fleet`, behind the
-# efficiency ranking). A worker's ratio is the mean of its cell ratios weighted by its jobs.
+# time per frame there; the only scan of `jobs`, and the per-worker totals add its cells up. Each
+# cell is compared with the median of the other workers' medians in the same cell: of the same
+# GPU model (`relative`) and of the whole fleet (`fleet`, behind the efficiency ranking). A
+# worker's ratio is the mean of its cell ratios weighted by its jobs. `cells` is materialized:
+# inlined, each of its four readers would group the jobs again.
 WORKER_SUMMARY = """
-with j as not materialized (
-    select worker_id, gpu_model, workflow_id, resolution_tier, occurred_at, frame_count,
-        total_gpu_time_ms, time_per_frame_ms, vram_peak_mb, vram_total_mb
+with cells as materialized (
+    select worker_id, gpu_model, workflow_id, resolution_tier,
+        count(*) as jobs,
+        median(time_per_frame_ms) as time_per_frame_ms,
+        max(occurred_at) as last_at,
+        sum(frame_count) as frames,
+        sum(total_gpu_time_ms) as gpu_time_ms,
+        sum(vram_peak_mb) as vram_peak_sum,
+        count(vram_peak_mb) as vram_peaks,
+        max(vram_peak_mb) as max_vram_peak_mb,
+        max(vram_total_mb) as vram_total_mb
     from jobs
     where {jobs_where}
+    group by worker_id, gpu_model, workflow_id, resolution_tier
 ),
 totals as (
     select worker_id,
-        arg_max(gpu_model, occurred_at) filter (where gpu_model is not null) as gpu_model,
-        count(*) as jobs,
-        cast(sum(frame_count) as bigint) as frames,
-        sum(total_gpu_time_ms) / 3600000.0 as gpu_hours,
-        avg(vram_peak_mb) as avg_vram_peak_mb,
-        max(vram_peak_mb) as max_vram_peak_mb,
+        arg_max(gpu_model, last_at) filter (where gpu_model is not null) as gpu_model,
+        cast(sum(jobs) as bigint) as jobs,
+        cast(sum(frames) as bigint) as frames,
+        sum(gpu_time_ms) / 3600000.0 as gpu_hours,
+        sum(vram_peak_sum) / nullif(sum(vram_peaks), 0) as avg_vram_peak_mb,
+        max(max_vram_peak_mb) as max_vram_peak_mb,
         max(vram_total_mb) as vram_total_mb
-    from j
+    from cells
     group by worker_id
 ),
 samples as (
@@ -64,12 +75,6 @@ samples as (
     from worker_samples
     where {samples_where}
     group by worker_id
-),
-cells as (
-    select worker_id, gpu_model, workflow_id, resolution_tier, count(*) as jobs,
-        median(time_per_frame_ms) as time_per_frame_ms
-    from j
-    group by worker_id, gpu_model, workflow_id, resolution_tier
 ),
 model_peers as (
 {model_peers}
