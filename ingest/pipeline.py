@@ -182,8 +182,8 @@ class Pipeline:
 
         Published under the same file name as the batch, so a replay rewrites the same alerts.
         """
-        # Imported here, in the writer: thresholds bring Polars and DuckDB (about 40 MB) that
-        # the consumer's process, forked from before, never needs.
+        # Imported here, in the writer: the consumer's process, forked from before, never needs
+        # thresholds (nor DuckDB, which they import only to read a watched failure rate's history).
         from lake.thresholds import alerts_by_day, batch_alerts
 
         jobs = [d for t, _, d in decoded.tables if t is JOBS]

@@ -206,7 +206,7 @@ def _worker_main(
         pipeline = Pipeline(lake, topic, keep_days, policy)
         conn.send(("ready", {}, pipeline.stats))
         # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s), and
-        # the alerts' thresholds import Polars and DuckDB (the consumer's process never does).
+        # the alerts' thresholds load (the consumer's process never does).
         warm_up()
         importlib.import_module("lake.thresholds")
         while True:

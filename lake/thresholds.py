@@ -17,13 +17,12 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake import LakeError, views
+from lake import LakeError
 from lake.layout import ensure_lake, metadata_db
 from lake.store import BUSY_TIMEOUT_S, use_wal
 from lake.store import connect as store_connect
@@ -343,23 +342,8 @@ _CONTEXT = [
     "resolution_tier",
     "ingested_at",
 ]
-#: Typed columns of a job that job metrics read.
-_MEASURES = [
-    "time_per_frame_ms",
-    "total_gpu_time_ms",
-    "vram_peak_mb",
-    "vram_total_mb",
-    *STANDARD_SCORES,
-]
-_LIMITS_SCHEMA = {
-    "metric": pl.String(),
-    "scope": pl.String(),
-    "scope_id": pl.String(),
-    "threshold_id": pl.Int64(),
-    "warning": pl.Float64(),
-    "critical": pl.Float64(),
-    "bad_high": pl.Boolean(),
-}
+#: Metrics that are a typed column of a job, read as they are.
+_COLUMN_METRICS = ("time_per_frame_ms", "total_gpu_time_ms", *STANDARD_SCORES)
 _ATTEMPTS_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -368,6 +352,8 @@ _ATTEMPTS_SCHEMA = pa.schema(
         ("failed", pa.bool_()),
     ]
 )
+#: An array, or a column of a table: what pyarrow.compute takes and gives.
+_Values: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 def evaluate_jobs(
@@ -394,91 +380,104 @@ def evaluate_jobs(
     FAILURE_RATE_MIN_ATTEMPTS attempts. One alert per threshold and worker or workflow, on the
     batch's latest failure there (by occurred_at, then event_id).
     """
-    limits = _limits(thresholds)
     jobs = JOBS.schema.empty_table() if jobs is None else jobs
     failures = JOB_FAILURES.schema.empty_table() if failures is None else failures
-    parts = [_job_alerts(jobs, limits), _failure_rate_alerts(jobs, failures, history, limits)]
+    metrics = sorted({t.metric for t in thresholds if t.enabled} - {"failure_rate"})
+    parts = [_job_alerts(jobs, metric, _limits(thresholds, metric)) for metric in metrics]
+    rates = _limits(thresholds, "failure_rate")
+    if rates and failures.num_rows:
+        parts.append(_failure_rate_alerts(jobs, failures, history, rates))
     found = pa.concat_tables(
-        p.select(ALERTS.schema.names).to_arrow().cast(ALERTS.schema) for p in parts
+        [ALERTS.schema.empty_table()]
+        + [p.select(ALERTS.schema.names).cast(ALERTS.schema) for p in parts]
     )
     return found.sort_by([(c, "ascending") for c in ("occurred_at", "event_id", "metric")])
 
 
-def _limits(thresholds: Sequence[Threshold]) -> pl.DataFrame:
-    rows = [
-        (t.metric, t.scope, t.scope_id, t.id, t.warning, t.critical, t.direction == "high")
-        for t in thresholds
-        if t.enabled
-    ]
-    return pl.DataFrame(rows, schema=_LIMITS_SCHEMA, orient="row")
+def _limits(thresholds: Sequence[Threshold], metric: str) -> list[Threshold]:
+    """The enabled thresholds of `metric`: the rows of a metric refer to one by its index here."""
+    return [t for t in thresholds if t.enabled and t.metric == metric]
 
 
-def _job_values(jobs: pa.Table, metrics: list[str]) -> pl.DataFrame:
-    """One row per job and metric with a value: the context columns, metric, value."""
-    values: dict[str, Any] = {}
-    for metric in metrics:
-        if metric == "vram_peak_pct":
-            values[metric] = pl.when(pl.col("vram_total_mb") > 0).then(
-                pl.col("vram_peak_mb") * 100 / pl.col("vram_total_mb")
-            )
-        elif metric in ("time_per_frame_ms", "total_gpu_time_ms", *STANDARD_SCORES):
-            values[metric] = pl.col(metric).cast(pl.Float64)
-        else:
-            scores = jobs.column("quality_scores")
-            values[metric] = pl.lit(pl.Series(pc.map_lookup(scores, metric, "first")))
-    base = pl.from_arrow(jobs.select([*_CONTEXT, *_MEASURES]))
-    assert isinstance(base, pl.DataFrame)
-    wide = base.select(*_CONTEXT, *[v.cast(pl.Float64).alias(f"v:{m}") for m, v in values.items()])
-    return (
-        wide.unpivot(index=_CONTEXT, variable_name="metric", value_name="value")
-        .with_columns(pl.col("metric").str.strip_prefix("v:"))
-        .filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
+def _job_values(jobs: pa.Table, metric: str) -> pa.ChunkedArray:
+    """Per job, its value of `metric` as a float (null where the job has none)."""
+    if metric == "vram_peak_pct":
+        total = jobs.column("vram_total_mb")
+        known = pc.if_else(pc.greater(total, 0), total, pa.scalar(None, total.type))
+        # safe=False: past 2**53 an integer rounds to the nearest float instead of failing.
+        peak = pc.cast(pc.multiply(jobs.column("vram_peak_mb"), 100), pa.float64(), safe=False)
+        return pc.divide(peak, pc.cast(known, pa.float64(), safe=False))
+    if metric in _COLUMN_METRICS:
+        return pc.cast(jobs.column(metric), pa.float64(), safe=False)
+    return pc.map_lookup(jobs.column("quality_scores"), metric, "first").cast(pa.float64())
+
+
+def _resolve(rows: pa.Table, limits: list[Threshold]) -> pa.ChunkedArray:
+    """Per row, the index in `limits` (one metric's) of the threshold that applies: the row's
+    worker's, else its workflow's, else the global one; null where none does."""
+
+    def scoped(scope: str, column: str) -> pa.ChunkedArray:
+        indexes = [i for i, t in enumerate(limits) if t.scope == scope]
+        ids = pa.array([limits[i].scope_id for i in indexes], pa.string())
+        found = pc.index_in(rows.column(column), value_set=ids, skip_nulls=True)
+        return pc.take(pa.array(indexes, pa.int64()), found)
+
+    everywhere = next((i for i, t in enumerate(limits) if t.scope == "global"), None)
+    return pc.coalesce(
+        scoped("worker", "worker_id"),
+        scoped("workflow", "workflow_id"),
+        pa.scalar(everywhere, pa.int64()),
     )
 
 
-def _resolve(rows: pl.DataFrame, limits: pl.DataFrame) -> pl.DataFrame:
-    """Each row of `rows` with the most specific threshold of its metric (rows without one go)."""
-    rows = rows.with_row_index("_row")
-    candidates = []
-    for priority, (scope, key) in enumerate(
-        (("worker", "worker_id"), ("workflow", "workflow_id"), ("global", None))
-    ):
-        part = limits.filter(pl.col("scope") == scope)
-        if key:
-            found = rows.join(part, left_on=["metric", key], right_on=["metric", "scope_id"])
-            found = found.with_columns(scope_id=pl.col(key))
-        else:
-            found = rows.join(part, on="metric")
-        candidates.append(found.with_columns(_priority=pl.lit(priority)))
-    return (
-        pl.concat(candidates, how="diagonal")
-        .sort("_row", "_priority", maintain_order=True)
-        .unique("_row", keep="first", maintain_order=True)
-        .drop("_row", "_priority")
-    )
+def _field(limits: list[Threshold], name: str, type_: pa.DataType, chosen: _Values) -> _Values:
+    """Per row, field `name` of the threshold at index `chosen` in `limits` (null for none)."""
+    return pc.take(pa.array([getattr(t, name) for t in limits], type_), chosen)
 
 
-def _reached(found: pl.DataFrame) -> pl.DataFrame:
-    """The rows whose value reaches a level, with `level` and that level's `threshold`."""
-    sign = pl.when(pl.col("bad_high")).then(1.0).otherwise(-1.0)
-    critical = pl.col("value") * sign >= pl.col("critical") * sign
-    warning = pl.col("value") * sign >= pl.col("warning") * sign
-    level = pl.when(critical).then(pl.lit("critical")).when(warning).then(pl.lit("warning"))
-    return (
-        found.with_columns(level=level)
-        .filter(pl.col("level").is_not_null())
-        .with_columns(
-            threshold=pl.when(pl.col("level") == "critical")
-            .then(pl.col("critical"))
-            .otherwise(pl.col("warning"))
-        )
-    )
+def _reached(
+    rows: pa.Table,
+    metric: str,
+    values: _Values,
+    limits: list[Threshold],
+    chosen: _Values,
+    attempts: _Values | None = None,
+) -> pa.Table:
+    """The rows whose finite value reaches a level of their threshold (`chosen`: an index in
+    `limits`), as alert columns: the rows' context, metric, value, the worse level reached and
+    its limit, the threshold's id and scope, attempts (null when not given)."""
+    warning = _field(limits, "warning", pa.float64(), chosen)
+    critical = _field(limits, "critical", pa.float64(), chosen)
+    at = pc.greater_equal if direction(metric) == "high" else pc.less_equal
+    on_critical = pc.fill_null(at(values, critical), False)
+    on_warning = pc.fill_null(at(values, warning), False)
+    finite = pc.fill_null(pc.is_finite(values), False)
+    columns = {
+        "metric": pa.repeat(metric, rows.num_rows),
+        "value": values,
+        "level": pc.if_else(on_critical, "critical", "warning"),
+        "threshold": pc.if_else(on_critical, critical, warning),
+        "threshold_id": _field(limits, "id", pa.int64(), chosen),
+        "scope": _field(limits, "scope", pa.string(), chosen),
+        "scope_id": _field(limits, "scope_id", pa.string(), chosen),
+        "attempts": pa.nulls(rows.num_rows, pa.int64()) if attempts is None else attempts,
+    }
+    found = rows.select(_CONTEXT)
+    for name, column in columns.items():
+        found = found.append_column(name, column)
+    return found.filter(pc.and_(finite, pc.or_(on_critical, on_warning)))
 
 
-def _job_alerts(jobs: pa.Table, limits: pl.DataFrame) -> pl.DataFrame:
-    metrics = sorted(set(limits.get_column("metric")) - {"failure_rate"})
-    values = _job_values(jobs, metrics).with_columns(attempts=pl.lit(None, pl.Int64))
-    return _reached(_resolve(values, limits))
+def _job_alerts(jobs: pa.Table, metric: str, limits: list[Threshold]) -> pa.Table:
+    """One row per job whose value of `metric` reaches a level of the threshold applied."""
+    return _reached(jobs, metric, _job_values(jobs, metric), limits, _resolve(jobs, limits))
+
+
+def _one_per(rows: pa.Table, keys: list[str], which: str) -> pa.Table:
+    """The first (`which` "min") or last ("max") row of `rows` per distinct `keys`."""
+    rows = rows.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
+    kept = rows.group_by(keys, use_threads=False).aggregate([("_row", which)])
+    return rows.take(kept.column(f"_row_{which}")).drop_columns("_row")
 
 
 def _attempts(table: pa.Table, failed: bool) -> pa.Table:
@@ -486,42 +485,58 @@ def _attempts(table: pa.Table, failed: bool) -> pa.Table:
     return rows.append_column("failed", pa.repeat(pa.scalar(failed), rows.num_rows))
 
 
-def _failure_rate_alerts(
-    jobs: pa.Table, failures: pa.Table, history: pa.Table | None, limits: pl.DataFrame
-) -> pl.DataFrame:
-    """One row per (threshold, worker or workflow) whose failure rate reaches a level."""
-    limits = limits.filter(pl.col("metric") == "failure_rate")
-    found = pl.from_arrow(failures.select(_CONTEXT))
-    assert isinstance(found, pl.DataFrame)
-    found = _resolve(found.with_columns(metric=pl.lit("failure_rate")), limits)
+def _rates(jobs: pa.Table, failures: pa.Table, history: pa.Table | None) -> pa.Table:
+    """One row per worker and per workflow (_by, _member) of the pooled attempts: `attempts`
+    and `_failed`, the failures among them."""
     tables = [_attempts(failures, True), _attempts(jobs, False)]
     if history is not None:
-        tables.append(history.select(_ATTEMPTS_SCHEMA.names).cast(_ATTEMPTS_SCHEMA))
-    pool = pl.from_arrow(pa.concat_tables(t.cast(_ATTEMPTS_SCHEMA) for t in tables))
-    assert isinstance(pool, pl.DataFrame)
+        tables.append(history.select(_ATTEMPTS_SCHEMA.names))
+    pool = pa.concat_tables(t.cast(_ATTEMPTS_SCHEMA) for t in tables)
     # An attempt already published (a replay, or history overlapping the batch) counts once.
-    pool = pool.unique("event_id", keep="first", maintain_order=True)
-    rates = pl.concat(
-        pool.group_by(pl.col(column).alias("_member"))
-        .agg(attempts=pl.len().cast(pl.Int64), _failed=pl.col("failed").sum())
-        .with_columns(_by=pl.lit(by))
-        for by, column in (("worker", "worker_id"), ("workflow", "workflow_id"))
-    )
-    by_worker = pl.col("scope") == "worker"
-    group = ["threshold_id", "scope", "scope_id", "_by", "_member"]
-    latest = (
-        found.with_columns(
-            _by=pl.when(by_worker).then(pl.lit("worker")).otherwise(pl.lit("workflow")),
-            _member=pl.when(by_worker).then(pl.col("worker_id")).otherwise(pl.col("workflow_id")),
+    pool = _one_per(pool, ["event_id"], "min")
+    failed = pc.cast(pc.fill_null(pool.column("failed"), False), pa.int64())
+    pool = pool.set_column(pool.schema.get_field_index("failed"), "failed", failed)
+    parts = []
+    for by, column in (("worker", "worker_id"), ("workflow", "workflow_id")):
+        counted = pool.group_by(column, use_threads=False).aggregate(
+            [([], "count_all"), ("failed", "sum")]
         )
-        .sort("occurred_at", "event_id")
-        .group_by(group, maintain_order=True)
-        .last()
-        .join(rates, on=["_by", "_member"])
-        .filter(pl.col("attempts") >= FAILURE_RATE_MIN_ATTEMPTS)
-        .with_columns(value=pl.col("_failed") / pl.col("attempts"))
+        parts.append(
+            pa.table(
+                {
+                    "_by": pa.repeat(by, counted.num_rows),
+                    "_member": counted.column(column),
+                    "attempts": counted.column("count_all"),
+                    "_failed": counted.column("failed_sum"),
+                }
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+def _failure_rate_alerts(
+    jobs: pa.Table, failures: pa.Table, history: pa.Table | None, limits: list[Threshold]
+) -> pa.Table:
+    """One row per (threshold, worker or workflow) whose failure rate reaches a level, on the
+    batch's latest failure there; `limits` are the failure_rate thresholds."""
+    chosen = _resolve(failures, limits)
+    by_worker = pc.equal(_field(limits, "scope", pa.string(), chosen), "worker")
+    found = failures.select(_CONTEXT).append_column("_threshold", chosen)
+    found = found.append_column("_by", pc.if_else(by_worker, "worker", "workflow"))
+    members = pc.if_else(by_worker, failures.column("worker_id"), failures.column("workflow_id"))
+    found = found.append_column("_member", members).filter(pc.is_valid(chosen))
+    found = found.sort_by([("occurred_at", "ascending"), ("event_id", "ascending")])
+    found = _one_per(found, ["_threshold", "_member"], "max")
+    found = found.join(
+        _rates(jobs, failures, history), ["_by", "_member"], join_type="inner", use_threads=False
     )
-    return _reached(latest)
+    found = found.filter(pc.greater_equal(found.column("attempts"), FAILURE_RATE_MIN_ATTEMPTS))
+    rates = pc.divide(
+        pc.cast(found.column("_failed"), pa.float64()),
+        pc.cast(found.column("attempts"), pa.float64()),
+    )
+    chosen = found.column("_threshold")
+    return _reached(found, "failure_rate", rates, limits, chosen, found.column("attempts"))
 
 
 def recent_attempts(
@@ -537,6 +552,10 @@ def recent_attempts(
     workflows = pc.unique(failures.column("workflow_id")).to_pylist()
     workers = pc.unique(failures.column("worker_id")).to_pylist()
     params = [start.date(), end.date(), start, end, workflows, workers]
+    # Imported here: DuckDB costs the ingest writer, which imports this module, about 20 MB,
+    # and only a watched failure rate needs the lake.
+    from lake import views
+
     with closing(views.connect(lake)) as con:
         rows = views.run(con, RECENT_ATTEMPTS, params * 2).fetchall()
     columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[]] * 4

@@ -3,8 +3,12 @@ evaluation of a batch against hand-worked levels, scopes and failure rates."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import random
 import sqlite3
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,8 +19,11 @@ import pytest
 
 from lake import LakeError, views
 from lake.layout import ensure_lake, metadata_db
-from lake.tables import ALERTS, JOB_FAILURES, JOBS
+from lake.tables import ALERTS, JOB_FAILURES, JOBS, STANDARD_SCORES
 from lake.thresholds import (
+    FAILURE_RATE_MIN_ATTEMPTS,
+    LEVELS,
+    SCOPES,
     Threshold,
     ThresholdError,
     alerts_by_day,
@@ -184,6 +191,20 @@ def test_validate_normalises_a_good_threshold(threshold: Threshold, expected: Th
 )
 def test_direction_of_a_metric(metric: str, direction: str) -> None:
     assert Threshold(metric=metric).direction == direction
+
+
+def test_the_module_loads_without_polars_or_duckdb() -> None:
+    # The ingest writer imports it for every flush's alerts; its memory is tight (about 45 MB
+    # for both). DuckDB comes in only when recent_attempts reads the lake.
+    code = "import sys, lake.thresholds; print(sorted({'polars', 'duckdb'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -638,6 +659,212 @@ def test_alerts_by_day_splits_on_the_utc_day() -> None:
     split = [(day, rows.column("event_id").to_pylist()) for day, rows in alerts_by_day(alerts)]
     assert split == [(date(2025, 6, 2), ["a"]), (date(2025, 6, 3), ["b", "c"])]
     assert alerts_by_day(alerts.slice(0, 0)) == []
+
+
+# --- evaluation against a plain reference, on random batches -----------------------------------
+
+_WORKFLOWS = ["wf-0", "wf-1", "wf-2", "wf-3"]
+#: gpu-rare runs a handful of attempts: too few for a failure rate.
+_WORKERS = ["gpu-0", "gpu-1", "gpu-2", "gpu-3", "gpu-rare"]
+_LIMITS = {  # metric -> (warning levels, how far critical lies beyond warning)
+    "time_per_frame_ms": ((150.0, 200.0, 250.0, 300.0), 100.0),
+    "total_gpu_time_ms": ((4000.0, 5000.0, 6000.0), 2000.0),
+    "vram_peak_pct": ((70.0, 75.0, 80.0, 85.0), 10.0),
+    "likeness": ((0.4, 0.5, 0.6), -0.2),
+    "boundary_ssim": ((0.4, 0.5, 0.6), -0.2),
+    "sharpness": ((0.4, 0.5, 0.6), -0.2),
+    "grain": ((0.4, 0.5, 0.6), -0.2),
+    "failure_rate": ((0.05, 0.1, 0.15), 0.1),
+}
+
+
+def _score(rng: random.Random) -> float | None:
+    """None, NaN, +-inf, a value on a level (tenths) or any value in [0, 1)."""
+    kind = rng.random()
+    if kind < 0.3:
+        return rng.choice([None, math.nan, math.inf, -math.inf])
+    return rng.randint(0, 10) / 10 if kind < 0.5 else rng.random()
+
+
+def _random_attempt(rng: random.Random, event_id: str, failed: bool) -> dict:
+    worker = "gpu-rare" if rng.random() < 0.02 else rng.choice(_WORKERS[:-1])
+    kw: dict[str, Any] = {
+        "attempt": rng.randint(1, 3),
+        "project_id": rng.choice([None, "p-1", "p-2"]),
+        "scene_type": rng.choice([None, "walk", "idle"]),
+        "resolution_tier": rng.choice([None, "720p", "4k"]),
+        "ingested_at": rng.choice([None, T0]),
+    }
+    # Few distinct minutes: ties on occurred_at, broken by event_id.
+    row = _job(event_id, rng.randint(0, 40), rng.choice(_WORKFLOWS), worker, **kw)
+    if failed:
+        return row | {"error_type": "oom"}
+    return row | {
+        "time_per_frame_ms": rng.choice(
+            [math.nan, math.inf, rng.uniform(50, 500), rng.randrange(50, 501, 50)]
+        ),
+        "total_gpu_time_ms": rng.choice([rng.randint(1000, 9000), rng.randrange(1000, 9001, 1000)]),
+        # Of 10000 MB, a multiple of 500 MB is a level exactly.
+        "vram_peak_mb": rng.choice([None, rng.randint(0, 24576), rng.randrange(0, 10001, 500)]),
+        "vram_total_mb": rng.choice([None, 0, -1, 10000, 16384, 24576]),
+        "likeness": _score(rng),
+        "boundary_ssim": _score(rng),
+        "quality_scores": rng.choice(
+            [
+                None,
+                [],
+                [("sharpness", _score(rng))],
+                [("grain", _score(rng)), ("sharpness", _score(rng))],
+                [("sharpness", _score(rng)), ("sharpness", _score(rng))],  # the first counts
+            ]
+        ),
+    }
+
+
+def _random_thresholds(rng: random.Random) -> list[Threshold]:
+    """Thresholds in every scope (one per metric and target, as the store keeps), some disabled."""
+    targets = {(m, "global", None) for m in _LIMITS}
+    targets |= {(rng.choice(list(_LIMITS)), "workflow", rng.choice(_WORKFLOWS)) for _ in range(12)}
+    targets |= {(rng.choice(list(_LIMITS)), "worker", rng.choice(_WORKERS)) for _ in range(12)}
+    targets.add(("failure_rate", "worker", "gpu-rare"))
+    thresholds = []
+    for id_, (metric, scope, scope_id) in enumerate(sorted(targets, key=str), start=1):
+        levels, beyond = _LIMITS[metric]
+        warning = rng.choice(levels)
+        critical = rng.choice([None, *[round(warning + beyond, 2)] * 3])
+        if critical is not None and rng.random() < 0.2:
+            warning = None
+        enabled = rng.random() < 0.85
+        thresholds.append(Threshold(id_, metric, scope, scope_id, warning, critical, enabled))
+    return thresholds
+
+
+def _reference(
+    jobs: list[dict], failures: list[dict], thresholds: list[Threshold], history: list[dict]
+) -> list[dict]:
+    """The alerts as evaluate_jobs's docstring states them, row by row."""
+    enabled = [t for t in thresholds if t.enabled]
+
+    def applied(metric: str, row: dict) -> Threshold | None:
+        for scope, member in (("worker", row["worker_id"]), ("workflow", row["workflow_id"])):
+            for t in enabled:
+                if (t.metric, t.scope, t.scope_id) == (metric, scope, member):
+                    return t
+        return next((t for t in enabled if (t.metric, t.scope) == (metric, "global")), None)
+
+    def alert(row: dict, metric: str, value: float, attempts: int | None) -> dict | None:
+        t = applied(metric, row)
+        if t is None:
+            return None
+        high = t.direction == "high"
+        for level, limit in (("critical", t.critical), ("warning", t.warning)):
+            if limit is not None and (value >= limit if high else value <= limit):
+                context = {c: row.get(c) for c in ALERTS.schema.names}
+                return context | {
+                    "metric": metric,
+                    "level": level,
+                    "value": value,
+                    "threshold": limit,
+                    "threshold_id": t.id,
+                    "scope": t.scope,
+                    "scope_id": t.scope_id,
+                    "attempts": attempts,
+                }
+        return None
+
+    def value(job: dict, metric: str) -> float | None:
+        if metric == "vram_peak_pct":
+            peak, total = job.get("vram_peak_mb"), job.get("vram_total_mb")
+            return None if peak is None or not total or total <= 0 else peak * 100 / total
+        if metric in ("time_per_frame_ms", "total_gpu_time_ms", *STANDARD_SCORES):
+            return None if job.get(metric) is None else float(job[metric])
+        return next((v for k, v in job.get("quality_scores") or [] if k == metric), None)
+
+    found = []
+    for job in jobs:
+        for metric in sorted({t.metric for t in enabled} - {"failure_rate"}):
+            v = value(job, metric)
+            if v is not None and math.isfinite(v):
+                found.append(alert(job, metric, v, None))
+
+    pool: dict[str, tuple[str, str, bool]] = {}
+    for rows, failed in ((failures, True), (jobs, False)):
+        for r in rows:
+            pool.setdefault(r["event_id"], (r["workflow_id"], r["worker_id"], failed))
+    for h in history:
+        pool.setdefault(h["event_id"], (h["workflow_id"], h["worker_id"], h["failed"]))
+    latest: dict[tuple[int | None, str], dict] = {}
+    for f in failures:
+        t = applied("failure_rate", f)
+        if t is not None:
+            key = (t.id, f["worker_id"] if t.scope == "worker" else f["workflow_id"])
+            if key not in latest or (f["occurred_at"], f["event_id"]) > (
+                latest[key]["occurred_at"],
+                latest[key]["event_id"],
+            ):
+                latest[key] = f
+    for (id_, member), f in latest.items():
+        by_worker = next(t for t in enabled if t.id == id_).scope == "worker"
+        outcomes = [
+            failed for wf, wk, failed in pool.values() if (wk if by_worker else wf) == member
+        ]
+        if len(outcomes) >= FAILURE_RATE_MIN_ATTEMPTS:
+            found.append(alert(f, "failure_rate", sum(outcomes) / len(outcomes), len(outcomes)))
+    alerts = [a for a in found if a is not None]
+    return sorted(alerts, key=lambda a: (a["occurred_at"], a["event_id"], a["metric"]))
+
+
+def _in_chunks(table: pa.Table, rng: random.Random) -> pa.Table:
+    """The table in a few chunks of random sizes, as ingest concatenates a batch's tables."""
+    cuts = sorted(rng.sample(range(1, table.num_rows), 3))
+    bounds = zip([0, *cuts], [*cuts, table.num_rows], strict=True)
+    return pa.concat_tables(table.slice(start, end - start) for start, end in bounds)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_evaluate_jobs_equals_a_plain_reference_on_random_batches(seed: int) -> None:
+    rng = random.Random(seed)
+    jobs = [_random_attempt(rng, f"j{i:03}", False) for i in range(rng.randint(200, 400))]
+    failures = [_random_attempt(rng, f"f{i:03}", True) for i in range(rng.randint(40, 80))]
+    # A replayed failure that a job already carries: the failure is kept, the job not counted.
+    failures.append(rng.choice(jobs) | {"error_type": "oom"})
+    history = [
+        {
+            "event_id": f"h{i:03}",
+            "workflow_id": rng.choice(_WORKFLOWS),
+            "worker_id": rng.choice(_WORKERS[:-1]),
+            "failed": rng.random() < 0.3,
+        }
+        for i in range(rng.randint(0, 150))
+    ]
+    # History overlapping the batch (counted once, as the batch has it) and itself.
+    for row in (
+        rng.sample(jobs, 10) + rng.sample(failures, 5) + rng.sample(history, min(5, len(history)))
+    ):
+        history.append(
+            {
+                "event_id": row["event_id"],
+                "workflow_id": rng.choice(_WORKFLOWS),
+                "worker_id": rng.choice(_WORKERS),
+                "failed": rng.random() < 0.5,
+            }
+        )
+    rng.shuffle(history)
+    thresholds = _random_thresholds(rng)
+    with_history = seed % 4 != 0
+    expected = _reference(jobs, failures, thresholds, history if with_history else [])
+    got = evaluate_jobs(
+        _in_chunks(_jobs(*jobs), rng),
+        _in_chunks(_failures(*failures), rng),
+        thresholds,
+        pa.Table.from_pylist(history) if with_history else None,
+    )
+    assert got.schema == ALERTS.schema
+    assert got.to_pylist() == expected
+    # The batch is worth comparing on: both levels, every scope, rates and vram percentages.
+    assert {a["level"] for a in expected} == set(LEVELS)
+    assert {a["scope"] for a in expected} == set(SCOPES)
+    assert {"failure_rate", "vram_peak_pct", "sharpness"} <= {a["metric"] for a in expected}
 
 
 def _event(kind: str, event_id: str, minute: int, workflow: str, worker: str) -> dict:
