@@ -36,6 +36,9 @@ def markdown() -> str:
             f"{table.doc} Key: `{', '.join(table.key)}`. Partitioned by the UTC date of "
             f"`{table.partition_by}` into `{table.name}/date=YYYY-MM-DD/`.\n"
         )
+        if table.sample_of:
+            parts.append(f"Columns: those of `{table.sample_of}`, above, and `date`.\n")
+            continue
         parts.append("| column | type | null | meaning |\n|---|---|---|---|")
         for field in table.schema:
             null = "yes" if field.nullable else "no"

@@ -38,6 +38,8 @@ class Table:
     partition_by: str
     #: Columns that identify a row; the writer keeps one row per key across all files.
     key: tuple[str, ...]
+    #: The table this one is a fixed sample of (same columns), written alongside it.
+    sample_of: str | None = None
 
     def doc_of(self, column: str) -> str:
         meta = self.schema.field(column).metadata or {}
@@ -100,6 +102,16 @@ JOBS = Table(
     ),
     partition_by="occurred_at",
     key=("event_id",),
+)
+
+JOBS_SAMPLE = Table(
+    "jobs_sample",
+    "A fixed 1 in 16 of the rows of jobs, whole (chosen by a hash of event_id, lake/sample.py): "
+    "what reads every job's parameters and scores reads it instead over large ranges.",
+    JOBS.schema,
+    partition_by="occurred_at",
+    key=("event_id",),
+    sample_of="jobs",
 )
 
 JOB_FAILURES = Table(
@@ -299,6 +311,7 @@ TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         JOBS,
+        JOBS_SAMPLE,
         JOB_FAILURES,
         JOB_STAGES,
         WORKER_SAMPLES,

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from lake import QueryError, views
+from lake.sample import SAMPLE_RATE
 from lake.tables import TABLES
 
 # DuckDB types of the result columns -> Polars types, so an empty result keeps its schema.
@@ -171,3 +172,24 @@ def sample_shares(counts: pl.DataFrame, group: str, size: int) -> tuple[str, lis
     cases = " ".join("when ? then ?" for _ in big)
     params = [v for g, n in big for v in (g, SAMPLE_SCALE * size // n)]
     return f"case {group} {cases} else {SAMPLE_SCALE} end", params
+
+
+#: From this many completed jobs in a range on, what reads every job's parameter and score maps
+#: reads the job sample (`jobs_sample`, lake/sample.py) instead: it then holds 12,500 or more.
+SAMPLE_FROM_JOBS = 200_000
+#: The sample is used only where it holds at least this share of its expected rows: a lake
+#: written before the sample existed (and not backfilled by `perflake compact`) has none.
+SAMPLE_COVERAGE = 0.9
+
+
+def job_source(lake: Path, filters: Filters, jobs: int) -> tuple[str, int]:
+    """The table to read jobs' maps from, and one row of it stands for how many jobs:
+    ("jobs_sample", SAMPLE_RATE) when `jobs` (the completed jobs within `filters`) reaches
+    SAMPLE_FROM_JOBS and the sample covers the range, else ("jobs", 1)."""
+    if jobs < SAMPLE_FROM_JOBS:
+        return "jobs", 1
+    where, params = filters.where("jobs_sample")
+    held = frame(lake, f"select count(*) as n from jobs_sample where {where}", params).item()
+    if held * SAMPLE_RATE >= SAMPLE_COVERAGE * jobs:
+        return "jobs_sample", SAMPLE_RATE
+    return "jobs", 1

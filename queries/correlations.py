@@ -9,13 +9,14 @@ map keys, bound as values, never spliced into SQL. Nothing here knows a page or 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
 from lake.tables import STANDARD_SCORES
 from queries import statistics as st
-from queries.base import SAMPLE_SCALE, Filters, column, frame, sample_shares
+from queries.base import SAMPLE_SCALE, Filters, column, frame, job_source, sample_shares
 
 #: Fewest jobs with both values for a correlation: r of two points is always +-1.
 MIN_PAIRS = 3
@@ -35,7 +36,7 @@ CORRELATION_SCHEMA: dict[str, pl.DataType] = {
 # Jobs per workflow in range, to size each workflow's sample.
 CORRELATION_JOBS = """
 select workflow_id, count(*) as jobs
-from jobs
+from {source}
 where {where}
 group by workflow_id
 """
@@ -44,7 +45,7 @@ CORRELATION_VALUES = """
 select workflow_id,
     map_keys(params_num) as param_keys, map_values(params_num) as param_values,
     map_keys(quality_scores) as score_keys, map_values(quality_scores) as score_values
-from jobs
+from {source}
 where {where}
     and hash(event_id) % {scale} < {keep}
 order by workflow_id, event_id
@@ -56,12 +57,16 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     both and neither constant: pearson_r, spearman_r (average ranks for ties) and n.
 
     Ordered by workflow_id, then the strongest Spearman correlation first. A workflow with more
-    than MAX_JOBS jobs is sampled down to about that many (n says how many were used).
+    than MAX_JOBS jobs is sampled down to about that many (n says how many were used); over a
+    large range the jobs are drawn from the lake's job sample (`queries.base.job_source`).
     """
     where, params = filters.where("jobs")
-    jobs = frame(lake, CORRELATION_JOBS.format(where=where), params)
+    jobs = frame(lake, CORRELATION_JOBS.format(where=where, source="jobs"), params)
+    source, rate = job_source(lake, filters, int(jobs.get_column("jobs").sum()))
+    if rate > 1:
+        jobs = frame(lake, CORRELATION_JOBS.format(where=where, source=source), params)
     keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
-    sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE)
+    sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE, source=source)
     sampled = frame(lake, sql, [*params, *shares]).with_row_index("job")
     # Parameter and score names are those of the sampled jobs: a name no sampled job has could
     # not reach MIN_PAIRS in the sample anyway.
@@ -109,9 +114,14 @@ def _correlated(
             yield str(workflow), keys[i], scores[j], pearson_r, spearman_r, n
 
 
+SCATTER_JOBS = """
+select count(*) as jobs
+from jobs
+where {where}
+"""
 SCATTER = """
 select job_id, params_num[?] as param_value, quality_scores[?] as score_value
-from jobs
+from {source}
 where {where}
     and workflow_id = ?
     and params_num[?] is not null
@@ -132,12 +142,20 @@ def scatter(
     """One row per job of `workflow` with both the numeric parameter and the score: job_id,
     param_value, score_value; ordered by param_value, score_value, job_id.
 
-    Past `limit` jobs, a fixed pseudo-random sample (by a hash of the event id) of that many.
+    Past `limit` jobs, a fixed pseudo-random sample (by a hash of the event id) of that many,
+    over a large range drawn from the lake's job sample (`queries.base.job_source`).
     """
     if limit < 1:
         raise ValueError(f"limit: must be >= 1, got {limit}")
     where, params = filters.where("jobs")
-    sample = SCATTER.format(where=where)
+    if not filters.workflows or workflow in filters.workflows:
+        scoped = replace(filters, workflows=(workflow,))
+        scoped_where, scoped_params = scoped.where("jobs")
+        jobs = frame(lake, SCATTER_JOBS.format(where=scoped_where), scoped_params).item()
+        source, _ = job_source(lake, scoped, jobs)
+    else:
+        source = "jobs"  # the filters leave the workflow out: nothing to draw
+    sample = SCATTER.format(where=where, source=source)
     return frame(
         lake,
         SCATTER_ORDERED.format(sample=sample),
@@ -159,16 +177,15 @@ MAX_LEVELS = 12
 # 2x faster than building the text per job. Ranks are per workflow; a configuration in its
 # workflow's top n is not listed again among the bottom.
 CONFIGURATION_JOBS = """
-select workflow_id, count(*) as jobs
-from jobs
+select workflow_id, count({value}) as jobs, count(*) as all_jobs
+from {source}
 where {where}
-    and {value} is not null
 group by workflow_id
 """
 CONFIGURATION_LEVELS = """
 with entries as (
     select workflow_id, unnest(map_entries(params)) as e
-    from jobs
+    from {source}
     where {where}
         and {value} is not null
         and hash(event_id) % {scale} < {keep}
@@ -188,7 +205,7 @@ with stats as (
     select workflow_id, {levels}, count(*) as jobs, avg(value) as value
     from (
         select workflow_id, {value} as value, {extract}
-        from jobs
+        from {source}
         where {where}
             and {value} is not null
     )
@@ -220,6 +237,7 @@ _NO_CONFIGURATIONS = {
     "value": pl.Float64,
     "rank_group": pl.String,
     "rank": pl.Int64,
+    "sample_rate": pl.Int64,
 }
 
 
@@ -229,7 +247,10 @@ def top_configurations(
     """One row per parameter configuration among the n best and n worst of its workflow by the
     average of `by`, over configurations with at least `min_jobs` jobs having a value: workflow_id,
     params (e.g. "cfg_scale=7.0, steps=30"), jobs, value, rank_group ('top'|'bottom'), rank
-    (1 = best of the top, worst of the bottom). A configuration appears once.
+    (1 = best of the top, worst of the bottom), sample_rate. A configuration appears once.
+
+    Over a large range the jobs are those of the lake's job sample (`queries.base.job_source`):
+    sample_rate is then 16 (a counted job stands for 16), else 1 (every job counted).
     """
     if by not in TOP_BY:
         raise ValueError(f"by: must be one of {', '.join(TOP_BY)}, got {by!r}")
@@ -239,13 +260,16 @@ def top_configurations(
         raise ValueError(f"n: must be >= 1, got {n}")
     where, params = filters.where("jobs")
     value = column("jobs", by)
-    jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value), params)
-    keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
-    levels = frame(
-        lake,
-        CONFIGURATION_LEVELS.format(where=where, value=value, keep=keep, scale=SAMPLE_SCALE),
-        [*params, *shares, MAX_LEVELS],
+    jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value, source="jobs"), params)
+    source, rate = job_source(lake, filters, int(jobs.get_column("all_jobs").sum()))
+    if rate > 1:
+        sql = CONFIGURATION_JOBS.format(where=where, value=value, source=source)
+        jobs = frame(lake, sql, params)
+    keep, shares = sample_shares(jobs.select("workflow_id", "jobs"), "workflow_id", MAX_JOBS)
+    sql = CONFIGURATION_LEVELS.format(
+        where=where, value=value, keep=keep, scale=SAMPLE_SCALE, source=source
     )
+    levels = frame(lake, sql, [*params, *shares, MAX_LEVELS])
     if levels.is_empty():
         return pl.DataFrame(schema=_NO_CONFIGURATIONS)
     # Level k: its value where it is a level of the job's workflow; names and workflows come
@@ -266,5 +290,7 @@ def top_configurations(
         pairs=pairs,
         best=best,
         worst=worst,
+        source=source,
     )
-    return frame(lake, sql, [*level_params, *params, min_jobs, *names, n, n, n, n])
+    ranked = frame(lake, sql, [*level_params, *params, min_jobs, *names, n, n, n, n])
+    return ranked.with_columns(sample_rate=pl.lit(rate, pl.Int64))

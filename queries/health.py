@@ -18,6 +18,9 @@ from lake.layout import partition_days, read_meta
 from lake.tables import TABLES
 from queries.base import column, frame, quoted
 
+#: The tables ingest fills; the samples of lake/sample.py are copies and left out.
+SHOWN = [name for name, table in TABLES.items() if table.sample_of is None]
+
 #: Event tables, the event type that fills each, and the column that names its subject.
 EVENT_TABLES: dict[str, tuple[str, str]] = {
     "jobs": ("job.completed", "job_id"),
@@ -50,16 +53,16 @@ order by counts.date, counts."table"
 
 
 def rows_per_day(lake: Path, days: int = 30) -> pl.DataFrame:
-    """One row per table and day: rows per table on each of the last `days` days with data.
+    """One row per table (but the samples) and day: rows per table on each of the last `days` days with data.
 
     A day is kept when any table has rows on it; a table with no rows on a kept day has no row.
     """
     if days < 1:
         raise ValueError(f"days: must be >= 1, got {days}")
     parts = "\nunion all\n".join(
-        ROWS_PER_DAY_PART.format(view=quoted(name, TABLES)) for name in TABLES
+        ROWS_PER_DAY_PART.format(view=quoted(name, TABLES)) for name in SHOWN
     )
-    return frame(lake, ROWS_PER_DAY.format(parts=parts), [*TABLES, days])
+    return frame(lake, ROWS_PER_DAY.format(parts=parts), [*SHOWN, days])
 
 
 TABLE_ROWS_PART = "select ? as position, count(*) as rows from {view}"
@@ -81,7 +84,7 @@ TOTALS_SCHEMA: dict[str, pl.DataType] = {
 
 
 def table_totals(lake: Path) -> pl.DataFrame:
-    """One row per table, in declaration order: rows, days with rows, first and last day, and
+    """One row per table but the samples, in declaration order: rows, days with rows, first and last day, and
     when a row was last ingested (null dates for a table with no rows yet).
 
     Rows come from a count DuckDB answers from the file footers; days from the partition
@@ -89,11 +92,11 @@ def table_totals(lake: Path) -> pl.DataFrame:
     (`lake.views.newest_ingested_at`): no column of a year-long lake is scanned.
     """
     parts = "\nunion all\n".join(
-        TABLE_ROWS_PART.format(view=quoted(name, TABLES)) for name in TABLES
+        TABLE_ROWS_PART.format(view=quoted(name, TABLES)) for name in SHOWN
     )
-    rows = frame(lake, TABLE_ROWS.format(parts=parts), list(range(len(TABLES))))
+    rows = frame(lake, TABLE_ROWS.format(parts=parts), list(range(len(SHOWN))))
     out = []
-    for name, count in zip(TABLES, rows.get_column("rows").to_list(), strict=True):
+    for name, count in zip(SHOWN, rows.get_column("rows").to_list(), strict=True):
         files = views.table_files(lake, name)
         days = sorted({day for day, _, _ in files}) if count else []
         latest = views.newest_ingested_at(files) if count else None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from queries.base import Filters, frame
+from lake.tables import STANDARD_SCORES
+from queries.base import Filters, frame, job_source
 from queries.overview import MS_PER_HOUR, attempts
 
 #: Metric id -> label, for `metric_series`.
@@ -117,49 +118,84 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
     return frame(lake, query, [*params, filters.start, filters.end])
 
 
+# The standard scores come from their typed columns of every job (one aggregate each, unpivoted
+# after grouping); the custom ones from the score maps of `{source}`: jobs, or over a large range
+# the job sample (`queries.base.job_source`), since reading every job's map costs seconds a year.
 QUALITY_TRENDS = """
-with scores as (
-    select cast(date_trunc('{grain}', date) as date) as period,
-        unnest(map_keys(quality_scores)) as score,
-        unnest(map_values(quality_scores)) as value
+with standard_wide as (
+    select cast(date_trunc('{grain}', date) as date) as period, {standard_values}
     from jobs
     where {jobs}
+    group by period
+),
+custom as (
+    select period, score, avg(value) as value, count(value) as jobs
+    from (
+        select cast(date_trunc('{grain}', date) as date) as period,
+            unnest(map_keys(quality_scores)) as score,
+            unnest(map_values(quality_scores)) as value
+        from {source}
+        where {source_where}
+    )
+    where score not in ({standard_names})
+    group by period, score
 ),
 per_period as materialized (
-    select period, score, avg(value) as value, count(value) as jobs
-    from scores
-    group by period, score
+{standard_rows}
+    union all
+    select period, score, value, jobs, {rate} as sample_rate from custom
 ),
 {periods},
 names as (
-    select distinct score
+    select score, cast(max(sample_rate) as bigint) as sample_rate
     from per_period
+    group by score
 )
 select periods.period, names.score, per_period.value, coalesce(per_period.jobs, 0) as jobs,
     avg(per_period.value) over (
         partition by names.score
         order by periods.period rows between {preceding} preceding and current row
-    ) as moving_avg
+    ) as moving_avg,
+    names.sample_rate
 from periods
 cross join names
 left join per_period on per_period.period = periods.period and per_period.score = names.score
 order by periods.period, names.score
 """
+STANDARD_ROW = """    select period, '{score}' as score, "v:{score}" as value, "n:{score}" as jobs,
+        1 as sample_rate
+    from standard_wide
+    where "n:{score}" > 0"""
 
 
 def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataFrame:
     """One row per period and quality score, standard or custom, that any completed job in
-    range sent: the average score, the jobs that sent it, and its moving average.
+    range sent: the average score, the jobs that sent it, its moving average, and sample_rate.
 
     Periods and moving averages as in `metric_series`; in a period where no job sent the score
-    the value is null and jobs 0.
+    the value is null and jobs 0. sample_rate is 1 where every job counts; over a large range a
+    custom score is averaged over the lake's job sample (`queries.base.job_source`), and its
+    sample_rate is 16 (jobs then counts sampled jobs, each standing for 16).
     """
     _check_grain(grain)
     where, params = filters.where("jobs")
+    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", params).item()
+    source, rate = job_source(lake, filters, jobs)
+    source_where, source_params = filters.where(source)
     query = QUALITY_TRENDS.format(
         jobs=where,
         grain=grain,
+        standard_values=", ".join(
+            f'avg({s}) as "v:{s}", count({s}) as "n:{s}"' for s in STANDARD_SCORES
+        ),
+        standard_rows="\n    union all\n".join(
+            STANDARD_ROW.format(score=s) for s in STANDARD_SCORES
+        ),
+        standard_names=", ".join(f"'{s}'" for s in STANDARD_SCORES),
+        source=source,
+        source_where=source_where,
+        rate=rate,
         periods=PERIODS.format(grain=grain),
         preceding=MOVING_PERIODS[grain] - 1,
     )
-    return frame(lake, query, [*params, filters.start, filters.end])
+    return frame(lake, query, [*params, *source_params, filters.start, filters.end])

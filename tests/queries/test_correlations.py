@@ -193,8 +193,8 @@ def test_top_and_bottom_configurations_by_likeness(lake: Path) -> None:
     # euler/30: (0.90 + 0.92 + 0.94) / 3 = 0.92; euler/20: 0.81; dpm/20: 0.72; dpm/30 has 1 job.
     result = correlations.top_configurations(lake, WF_C, min_jobs=2, n=1)
     assert result.rows() == [
-        ("wf-c", "sampler=euler, steps=30", 3, pytest.approx(0.92), "top", 1),
-        ("wf-c", "sampler=dpm, steps=20", 3, pytest.approx(0.72), "bottom", 1),
+        ("wf-c", "sampler=euler, steps=30", 3, pytest.approx(0.92), "top", 1, 1),
+        ("wf-c", "sampler=dpm, steps=20", 3, pytest.approx(0.72), "bottom", 1, 1),
     ]
     # With n=2, euler/20 is second best and second worst: listed once, among the top.
     wider = correlations.top_configurations(lake, WF_C, min_jobs=2, n=2)
@@ -228,6 +228,7 @@ def test_too_few_jobs_is_an_empty_typed_frame(lake: Path) -> None:
             "value": pl.Float64(),
             "rank_group": pl.String(),
             "rank": pl.Int64(),
+            "sample_rate": pl.Int64(),
         }
     )
 
