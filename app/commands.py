@@ -21,7 +21,7 @@ from ingest.broker import BrokerError, EmbeddedBroker, create_topic
 from ingest.consumer import Ingest, stop_on_signals
 from ingest.pipeline import FlushPolicy
 from ingest.settings import KAFKA_PASSTHROUGH, IngestSettings
-from lake import LakeError, maintenance
+from lake import LakeError, maintenance, sample
 from lake.layout import ensure_lake, read_meta, write_meta
 
 log = logging.getLogger("perflake")
@@ -287,9 +287,12 @@ def retention(args: argparse.Namespace) -> int:
 
 def compact(args: argparse.Namespace) -> int:
     try:
+        backfilled = sample.backfill(args.lake)
         merged = maintenance.compact(args.lake)
     except LakeError as e:
         raise UserError(str(e)) from e
+    if backfilled:
+        print(f"job sample: {backfilled} rows written for days ingested before it existed")
     for change in merged:
         print(
             f"compacted {change.table}/date={change.day}: {change.files_before} files -> 1 ({change.rows} rows)"

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.layout import data_files, file_name, partition_days, partition_dir
+from lake.layout import data_files, ensure_lake, file_name, partition_days, partition_dir
 from lake.tables import JOBS, JOBS_SAMPLE
 from lake.writer import LakeWriter
 
@@ -41,6 +41,7 @@ def backfill(lake: Path, writer: LakeWriter | None = None) -> int:
     """Write the sample of every day that has jobs but no `jobs_sample` folder (a lake written
     before the sample existed); the sampled rows written. Idempotent: the writer keeps one row
     per event id."""
+    lake = ensure_lake(lake)
     writer = writer or LakeWriter(lake)
     have = set(partition_days(lake, JOBS_SAMPLE.name))
     written = 0

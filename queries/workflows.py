@@ -64,6 +64,22 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     return frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
 
 
+WORKFLOW_JOBS = """
+select workflow_id, count(*) as jobs
+from jobs
+where {where}
+group by workflow_id
+order by jobs desc, workflow_id
+"""
+
+
+def workflow_jobs(lake: Path, filters: Filters) -> pl.DataFrame:
+    """One row per workflow with a completed job in range: workflow_id, jobs; busiest first
+    (ties by workflow_id). A single-column scan, for pickers that need no statistics."""
+    where, params = filters.where("jobs")
+    return frame(lake, WORKFLOW_JOBS.format(where=where), params)
+
+
 HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
 
 HISTOGRAM = """

@@ -30,8 +30,10 @@ def page() -> None:
     _metric_series(filters, grain)
     _quality_trends(filters, grain)
     st.subheader("Parameters, per workflow")
-    summary = cached.result(workflows.workflow_summary, filters)
-    busiest = summary.sort(["jobs", "workflow_id"], descending=[True, False])
+    busiest = cached.result(workflows.workflow_jobs, filters)
+    if busiest.is_empty():
+        st.info("No job completed in range: only failures, which send no parameters or scores.")
+        return
     workflow = urlstate.selectbox(
         "quality_workflow", "Workflow", busiest.get_column("workflow_id").to_list()
     )
@@ -61,8 +63,16 @@ def _quality_trends(filters: Filters, grain: str) -> None:
     if trends.is_empty():
         st.info("No completed job in range sent a quality score.")
         return
+    sampled = trends.filter(pl.col("sample_rate") > 1).get_column("score").unique().sort()
+    note = (
+        f" Over this large range the custom scores ({', '.join(sampled)}) are averaged over the "
+        f"lake's 1-in-{trends.get_column('sample_rate').max()} job sample."
+        if sampled.len()
+        else ""
+    )
     st.caption(
-        f"Average of every score sent, custom ones included, per {grain}; dashed: moving average."
+        f"Average of every score sent, custom ones included, per {grain}; dashed: moving "
+        f"average.{note}"
     )
     chart = charts.series_with_average(
         trends, "period", "value", "moving_avg", "Average score", color="score"
@@ -107,14 +117,24 @@ def _configurations(filters: Filters, workflow: str) -> None:
         "min_jobs", "Jobs per configuration, at least", MIN_JOBS, 5, container=right
     )
     ranked = cached.result(correlations.top_configurations, filters, min_jobs, by, CONFIGURATIONS)
-    ranked = ranked.filter(pl.col("workflow_id") == workflow).drop("workflow_id")
+    rate = int(ranked.get_column("sample_rate").max() or 1)
+    ranked = ranked.filter(pl.col("workflow_id") == workflow).drop("workflow_id", "sample_rate")
+    counted = "jobs" if rate == 1 else f"jobs of the 1-in-{rate} job sample"
     if ranked.is_empty():
-        st.info(f"No parameter combination of {workflow} ran {min_jobs} or more jobs in range.")
+        st.info(
+            f"No parameter combination of {workflow} ran {min_jobs} or more {counted} in range."
+        )
         return
     better = "higher" if correlations.TOP_BY[by] else "lower"
+    sample_note = (
+        f" Over this large range each combination is counted in the lake's 1-in-{rate} job "
+        "sample: `jobs` are sampled jobs."
+        if rate > 1
+        else ""
+    )
     st.caption(
         f"The parameters that take few values, combined; average {by} per combination "
-        f"({better} is better)."
+        f"({better} is better).{sample_note}"
     )
     best, worst = st.columns(2)
     for column, group, title in ((best, "top", "Best"), (worst, "bottom", "Worst")):

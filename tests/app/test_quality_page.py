@@ -74,3 +74,39 @@ def test_too_few_jobs_per_configuration_says_so(
     assert "No parameter combination of wf-a ran 5 or more jobs in range." in [
         i.value for i in at.info
     ]
+
+
+def test_a_large_range_says_what_the_job_sample_computed(
+    farm_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+
+    from queries import base
+
+    # The farm lake is tiny: make its range "large" and take whatever sample it holds (8 of its
+    # 90 jobs). Cached results of the other tests would hide the change, and must not see it.
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
+    st.cache_data.clear()
+    try:
+        at = open_page(farm_lake, "quality", monkeypatch, **FARM_DAYS, min_jobs="1")
+    finally:
+        st.cache_data.clear()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert (
+        "the custom scores (lip_sync) are averaged over the lake's 1-in-16 job sample" in captions
+    )
+    # wf-a has one sampled job: too few for a correlation or to tell which parameters take few
+    # values.
+    assert [i.value for i in at.info][-1] == (
+        "No parameter combination of wf-a ran 1 or more jobs of the 1-in-16 job sample in range."
+    )
+    at.selectbox(key="url:quality_workflow").set_value("wf-b")
+    st.cache_data.clear()
+    try:
+        at.run()
+    finally:
+        st.cache_data.clear()
+    captions = " ".join(c.value for c in at.caption)
+    assert "counted in the lake's 1-in-16 job sample: `jobs` are sampled jobs" in captions

@@ -105,7 +105,7 @@ def quality_page(q: Query, lake: Path, f: Any) -> None:
     q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(timeseries.metric_series, lake, f, "avg_time_per_frame_ms", "day")
     q(timeseries.quality_trends, lake, f, "day")
-    workflow = _busiest(q(workflows.workflow_summary, lake, f))[0]
+    workflow = q(workflows.workflow_jobs, lake, f).get_column("workflow_id")[0]
     found = q(correlations.correlations, lake, f)
     rows = found.filter(pl.col("workflow_id") == workflow)
     if not rows.is_empty():

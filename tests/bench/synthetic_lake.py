@@ -35,6 +35,7 @@ import pyarrow as pa
 from ingest import demo_studio as s
 from lake import tables as t
 from lake.layout import read_meta, write_meta
+from lake.sample import backfill
 from lake.thresholds import Threshold, evaluate_jobs, load_enabled, save_threshold
 from lake.views import file_max_ingested_at
 from lake.writer import LakeWriter
@@ -125,6 +126,11 @@ def ensure(lake: Path, spec: Spec, processes: int = 2, log: Any = print) -> dict
                 _dated_like_ingest(lake)
                 found = found | {"dated": True}
                 write_meta(lake, **{MARKER: found})
+            if not found.get("sampled"):  # built before the job sample existed
+                log(f"  writing the job sample: {backfill(lake):,} rows")
+                _dated_like_ingest(lake)
+                found = found | {"sampled": True}
+                write_meta(lake, **{MARKER: found})
             return found
     elif lake.exists() and any(lake.iterdir()) and not (lake / BUILDING).exists():
         raise ValueError(f"--lake: {lake} is not a benchmark lake; give a new or empty folder")
@@ -148,9 +154,11 @@ def ensure(lake: Path, spec: Spec, processes: int = 2, log: Any = print) -> dict
                 rows[name] = rows.get(name, 0) + n
             if done % 30 == 0 or done == len(days):
                 log(f"  {done}/{len(days)} days, {time.perf_counter() - started:.0f} s")
+    log(f"  writing the job sample (as ingest would): {backfill(lake):,} rows")
     marker = spec.marker(end) | {"build_s": time.perf_counter() - started, "rows": rows}
     _dated_like_ingest(lake)
     marker["dated"] = True
+    marker["sampled"] = True
     write_meta(lake, **{MARKER: marker})
     (lake / BUILDING).unlink()
     return marker

@@ -1,0 +1,165 @@
+"""The job sample (lake/sample.py): which jobs, written by ingest and by the backfill, and the
+queries that read it over large ranges (queries.base.job_source)."""
+
+from __future__ import annotations
+
+import shutil
+import zlib
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from app.cli import main
+from lake import sample
+from lake.layout import partition_days
+from queries import base, correlations, timeseries
+from queries.base import Filters, frame
+from tests.lakes import write_events
+
+DAYS = ("2025-06-01", "2025-06-02", "2025-06-03")
+JOBS = 480
+
+
+def _job(n: int) -> dict:
+    steps = (20, 30)[n % 2]
+    return {
+        "event_type": "job.completed",
+        "event_id": f"ev-{n:04d}",
+        "occurred_at": f"{DAYS[n % 3]}T10:{n % 60:02d}:00Z",
+        "job_id": f"job-{n}",
+        "workflow_id": "wf-a",
+        "worker_id": f"gpu-{n % 4}",
+        "frame_count": 10,
+        "total_gpu_time_ms": 1000 + n,
+        "quality_scores": {"likeness": (n % 10) / 10, "lip_sync": (n % 7) / 7},
+        "params": {"steps": steps, "cfg_scale": 5 + n % 5},
+    }
+
+
+def _sampled_ids(ids: list[str]) -> list[str]:
+    return [i for i in ids if zlib.crc32(i.encode()) % sample.SAMPLE_RATE == 0]
+
+
+EVENTS = [_job(n) for n in range(JOBS)]
+IDS = [e["event_id"] for e in EVENTS]
+SAMPLED = _sampled_ids(IDS)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_events(tmp_path_factory.mktemp("sample") / "lake", EVENTS)
+
+
+def _ids(lake: Path, table: str) -> list[str]:
+    rows = frame(lake, f"select event_id from {table} order by event_id")
+    return rows.get_column("event_id").to_list()
+
+
+def test_in_sample_is_crc32_of_the_event_id_modulo_16() -> None:
+    ids = [f"event-{n}" for n in range(16_000)]
+    got = sample.in_sample(pa.array(ids)).to_pylist()
+    assert [i for i, kept in zip(ids, got, strict=True) if kept] == _sampled_ids(ids)
+    assert 800 < sum(got) < 1200  # about 1 in 16
+    chunked = pa.chunked_array([ids[:10], ids[10:20]])
+    assert sample.in_sample(chunked).to_pylist() == got[:20]
+
+
+def test_ingest_writes_the_sampled_jobs_whole(lake: Path) -> None:
+    assert SAMPLED and len(SAMPLED) < JOBS / 8
+    assert _ids(lake, "jobs_sample") == SAMPLED
+    columns = "* exclude (ingested_at)"
+    in_jobs = frame(
+        lake,
+        f"select {columns} from jobs where event_id in (select event_id from jobs_sample) order by event_id",
+    )
+    in_sample = frame(lake, f"select {columns} from jobs_sample order by event_id")
+    assert in_sample.drop("params", "params_num", "quality_scores").equals(
+        in_jobs.drop("params", "params_num", "quality_scores")
+    )
+
+
+def test_a_replay_adds_no_sampled_row(tmp_path: Path) -> None:
+    lake = write_events(tmp_path / "lake", EVENTS[:100])
+    write_events(lake, EVENTS[:100])
+    assert _ids(lake, "jobs_sample") == _sampled_ids(IDS[:100])
+
+
+def test_backfill_writes_the_days_without_a_sample_once(lake: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    shutil.rmtree(copy / "jobs_sample" / "date=2025-06-02")
+    assert partition_days(copy, "jobs_sample") == [date(2025, 6, 1), date(2025, 6, 3)]
+    second_day = [i for i in SAMPLED if int(i[3:]) % 3 == 1]
+    assert sample.backfill(copy) == len(second_day)
+    assert _ids(copy, "jobs_sample") == SAMPLED
+    assert sample.backfill(copy) == 0
+
+
+def test_compact_backfills_a_lake_written_before_the_sample(lake: Path, tmp_path, capsys) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    shutil.rmtree(copy / "jobs_sample")
+    assert main(["compact", "--lake", str(copy)]) == 0
+    assert f"job sample: {len(SAMPLED)} rows written" in capsys.readouterr().out
+    assert _ids(copy, "jobs_sample") == SAMPLED
+
+
+def test_job_source_takes_the_sample_from_the_threshold_on(lake, tmp_path, monkeypatch) -> None:
+    everything = Filters()
+    assert base.job_source(lake, everything, JOBS) == ("jobs", 1)  # far below 200k jobs
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", JOBS)
+    assert base.job_source(lake, everything, JOBS) == ("jobs_sample", sample.SAMPLE_RATE)
+    assert base.job_source(lake, everything, JOBS - 1) == ("jobs", 1)
+    # A sample far short of 1 in 16 of the jobs (a lake from before it) is not used.
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    shutil.rmtree(copy / "jobs_sample" / "date=2025-06-02")
+    assert base.job_source(copy, everything, JOBS) == ("jobs", 1)
+
+
+def test_custom_score_trends_over_the_sample(lake: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    got = timeseries.quality_trends(lake, Filters(), "month")  # one period: June 2025
+    by_score = {r["score"]: r for r in got.iter_rows(named=True)}
+    sampled = [e for e in EVENTS if e["event_id"] in SAMPLED]
+    lip_sync = [e["quality_scores"]["lip_sync"] for e in sampled]
+    likeness = [e["quality_scores"]["likeness"] for e in EVENTS]
+    assert by_score["lip_sync"]["sample_rate"] == 16
+    assert by_score["lip_sync"]["jobs"] == len(sampled)
+    assert by_score["lip_sync"]["value"] == pytest.approx(sum(lip_sync) / len(lip_sync))
+    # Standard scores always count every job.
+    assert by_score["likeness"]["sample_rate"] == 1
+    assert by_score["likeness"]["jobs"] == JOBS
+    assert by_score["likeness"]["value"] == pytest.approx(sum(likeness) / JOBS)
+
+
+def test_configurations_over_the_sample_count_sampled_jobs(lake: Path, monkeypatch) -> None:
+    exact = correlations.top_configurations(lake, Filters(), min_jobs=1, by="likeness", n=20)
+    assert exact.get_column("sample_rate").unique().to_list() == [1]
+    assert exact.get_column("jobs").sum() == JOBS
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    got = correlations.top_configurations(lake, Filters(), min_jobs=1, by="likeness", n=20)
+    assert got.get_column("sample_rate").unique().to_list() == [16]
+    assert got.get_column("jobs").sum() == len(SAMPLED)
+    sampled = [e for e in EVENTS if e["event_id"] in SAMPLED]
+    expected: dict[str, list[float]] = {}
+    for e in sampled:
+        key = f"cfg_scale={e['params']['cfg_scale']}, steps={e['params']['steps']}"
+        expected.setdefault(key, []).append(e["quality_scores"]["likeness"])
+    assert {r["params"]: r["value"] for r in got.iter_rows(named=True)} == pytest.approx(
+        {k: sum(v) / len(v) for k, v in expected.items()}
+    )
+
+
+def test_correlations_and_scatter_over_the_sample(lake: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    found = correlations.correlations(lake, Filters())
+    assert set(found.get_column("n")) == {len(SAMPLED)}
+    points = correlations.scatter(lake, Filters(), "wf-a", "steps", "lip_sync")
+    assert sorted(points.get_column("job_id")) == sorted(f"job-{int(i[3:])}" for i in SAMPLED)
+    assert points.schema == pl.Schema(
+        {"job_id": pl.String(), "param_value": pl.Float64(), "score_value": pl.Float64()}
+    )
