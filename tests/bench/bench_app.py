@@ -270,9 +270,11 @@ def _profile(args: argparse.Namespace, warm: list[dict[str, Any]]) -> list[dict[
             path = EXPLAIN_DIR / f"{slug}-{call['query'].split('(')[0]}-{j}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"sql": sql, "params": params, "plan": plan}, default=str))
-            operators = sorted(_operators(plan["operator"]), key=lambda o: -o[1])
+            # A plan DuckDB answers from file footers (a bare count) has no operators.
+            operators = sorted(_operators(plan.get("operator", [])), key=lambda o: -o[1])
+            read = plan.get("io", {}).get("total_bytes_read", 0)
             out.append({"query": call["query"], "statement": j, "warm_s": medians[k],
-                        "path": str(path), "read_mb": plan["io"]["total_bytes_read"] / 1e6,
+                        "path": str(path), "read_mb": read / 1e6,
                         "cpu_s": sum(o[1] for o in operators), "top": operators[:4]})  # fmt: skip
     return out
 
