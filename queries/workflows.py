@@ -65,19 +65,27 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
 
 
 WORKFLOW_JOBS = """
-select workflow_id, count(*) as jobs
-from jobs
-where {where}
+select workflow_id,
+    count(*) filter (where completed) as jobs,
+    count(*) filter (where not completed) as failures
+from (
+    select workflow_id, true as completed from jobs where {jobs}
+    union all
+    select workflow_id, false as completed from job_failures where {failures}
+)
 group by workflow_id
-order by jobs desc, workflow_id
+order by jobs desc, failures desc, workflow_id
 """
 
 
 def workflow_jobs(lake: Path, filters: Filters) -> pl.DataFrame:
-    """One row per workflow with a completed job in range: workflow_id, jobs; busiest first
-    (ties by workflow_id). A single-column scan, for pickers that need no statistics."""
-    where, params = filters.where("jobs")
-    return frame(lake, WORKFLOW_JOBS.format(where=where), params)
+    """One row per workflow with a completed or failed attempt in range: workflow_id, jobs,
+    failures; busiest first (most jobs, then most failures, then by id). Two one-column scans,
+    for pickers that need no statistics."""
+    jobs, jobs_params = filters.where("jobs")
+    failures, failure_params = filters.where("job_failures")
+    sql = WORKFLOW_JOBS.format(jobs=jobs, failures=failures)
+    return frame(lake, sql, [*jobs_params, *failure_params])
 
 
 HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")

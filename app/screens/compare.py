@@ -31,10 +31,8 @@ def page() -> None:
     if not empty.has_jobs(filters):
         empty.explain(filters)
         return
-    summary = cached.result(workflows.workflow_summary, filters)
     # Busiest first: the default comparison is between the two workflows with the most jobs.
-    names = summary.sort(["jobs", "workflow_id"], descending=[True, False])
-    ids = names.get_column("workflow_id").to_list()
+    ids = cached.result(workflows.workflow_jobs, filters).get_column("workflow_id").to_list()
     mode = urlstate.selectbox(
         "mode", "Compare", list(MODES), format_func=MODES.__getitem__, horizontal=True,
         widget="radio",

@@ -30,7 +30,7 @@ def page() -> None:
     _metric_series(filters, grain)
     _quality_trends(filters, grain)
     st.subheader("Parameters, per workflow")
-    busiest = cached.result(workflows.workflow_jobs, filters)
+    busiest = cached.result(workflows.workflow_jobs, filters).filter(pl.col("jobs") > 0)
     if busiest.is_empty():
         st.info("No job completed in range: only failures, which send no parameters or scores.")
         return

@@ -92,9 +92,9 @@ def workflows_page(q: Query, lake: Path, f: Any) -> None:
     q(workflows.stage_breakdown, lake, f)
 
 
-def _busiest(summary: Any) -> list[str]:
-    ranked = summary.sort(["jobs", "workflow_id"], descending=[True, False])
-    return list(ranked.get_column("workflow_id").to_list())
+def _busiest(counts: Any) -> list[str]:
+    """The workflow ids of `workflows.workflow_jobs`, busiest first, as the pages pick them."""
+    return list(counts.get_column("workflow_id").to_list())
 
 
 def quality_page(q: Query, lake: Path, f: Any) -> None:
@@ -105,7 +105,7 @@ def quality_page(q: Query, lake: Path, f: Any) -> None:
     q(overview.has_attempts, lake, f)  # empty.has_jobs
     q(timeseries.metric_series, lake, f, "avg_time_per_frame_ms", "day")
     q(timeseries.quality_trends, lake, f, "day")
-    workflow = q(workflows.workflow_jobs, lake, f).get_column("workflow_id")[0]
+    workflow = _busiest(q(workflows.workflow_jobs, lake, f))[0]
     found = q(correlations.correlations, lake, f)
     rows = found.filter(pl.col("workflow_id") == workflow)
     if not rows.is_empty():
@@ -118,7 +118,7 @@ def compare_page(q: Query, lake: Path, f: Any) -> None:
     from queries import compare, overview, workflows
 
     q(overview.has_attempts, lake, f)  # empty.has_jobs
-    ids = _busiest(q(workflows.workflow_summary, lake, f))
+    ids = _busiest(q(workflows.workflow_jobs, lake, f))
     comparison = q(compare.compare_workflows, lake, f, tuple(ids[:2]))
     q(compare.tradeoff_sentences, comparison)
 

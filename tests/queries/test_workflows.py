@@ -327,11 +327,21 @@ def test_gpu_time_by_dimensions_is_every_dimension_in_one_frame(farm: Path) -> N
         assert one.get_column("share").sum() == pytest.approx(1.0)
 
 
-def test_workflow_jobs_lists_completed_work_busiest_first(farm: Path) -> None:
-    # wf-a and wf-b ran 2 jobs each (a tie, by id); wf-c only failed, so it has nothing to pick.
-    assert workflows.workflow_jobs(farm, Filters()).rows() == [("wf-a", 2), ("wf-b", 2)]
-    assert workflows.workflow_jobs(farm, Filters(projects=("p2",))).rows() == [("wf-b", 2)]
-    assert workflows.workflow_jobs(farm, Filters(start=date(2025, 6, 10))).rows() == [("wf-b", 1)]
-    empty = workflows.workflow_jobs(farm, Filters(workflows=("wf-c",)))
+def test_workflow_jobs_lists_every_workflow_busiest_first(farm: Path) -> None:
+    # wf-a and wf-b ran 2 jobs each (a tie: wf-a has a failure too); wf-c only failed.
+    assert workflows.workflow_jobs(farm, Filters()).rows() == [
+        ("wf-a", 2, 1),
+        ("wf-b", 2, 0),
+        ("wf-c", 0, 1),
+    ]
+    assert workflows.workflow_jobs(farm, Filters(projects=("p2",))).rows() == [
+        ("wf-b", 2, 0),
+        ("wf-c", 0, 1),
+    ]
+    after = Filters(start=date(2025, 6, 10))
+    assert workflows.workflow_jobs(farm, after).rows() == [("wf-b", 1, 0)]
+    empty = workflows.workflow_jobs(farm, Filters(workflows=("wf-x",)))
     assert empty.is_empty()
-    assert empty.schema == pl.Schema({"workflow_id": pl.String(), "jobs": pl.Int64()})
+    assert empty.schema == pl.Schema(
+        {"workflow_id": pl.String(), "jobs": pl.Int64(), "failures": pl.Int64()}
+    )
