@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from lake.sample import SAMPLE_RATE
 from queries import statistics as st
-from queries.base import SAMPLE_SCALE, Filters, column, frame, sample_shares
+from queries.base import SAMPLE_SCALE, Filters, column, frame, job_source, sample_shares
 
 #: Metric id -> label, in the order the rows come.
 COMPARE_METRICS: dict[str, str] = {
@@ -91,7 +92,7 @@ group by all
 COMPARED_JOBS = """
 select {group} as grp, {match}, time_per_frame_ms, total_gpu_time_ms, vram_peak_mb, likeness,
     face_confidence, motion_quality, boundary_ssim, hash(event_id) as job_hash
-from jobs
+from {source}
 where {jobs_where}
     and hash(event_id) % {scale} < {keep}
 order by grp, job_hash, event_id
@@ -202,10 +203,18 @@ def _values(
         ],
     )
     per_group = counts.group_by("grp").agg(pl.col("completed").sum())
+    # Groups so big that even the job sample holds MAX_JOBS of each draw from it: the same kind
+    # of fixed pseudo-random sample, without reading every job of the range.
+    source = "jobs"
+    smallest = min(per_group.get_column("completed").to_list(), default=0)
+    if smallest >= SAMPLE_RATE * MAX_JOBS:
+        source, rate = job_source(lake, filters, int(per_group["completed"].sum()))
+        per_group = per_group.with_columns(pl.col("completed") // rate)
     keep, shares = sample_shares(per_group, group, MAX_JOBS)
     jobs_sql = COMPARED_JOBS.format(
-        group=group, match=match, jobs_where=jobs_where, keep=keep, scale=SAMPLE_SCALE
-    )
+        group=group, match=match, jobs_where=jobs_where, keep=keep, scale=SAMPLE_SCALE,
+        source=source,
+    )  # fmt: skip
     jobs = frame(
         lake,
         jobs_sql,

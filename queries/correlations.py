@@ -9,7 +9,6 @@ map keys, bound as values, never spliced into SQL. Nothing here knows a page or 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -148,13 +147,10 @@ def scatter(
     if limit < 1:
         raise ValueError(f"limit: must be >= 1, got {limit}")
     where, params = filters.where("jobs")
-    if not filters.workflows or workflow in filters.workflows:
-        scoped = replace(filters, workflows=(workflow,))
-        scoped_where, scoped_params = scoped.where("jobs")
-        jobs = frame(lake, SCATTER_JOBS.format(where=scoped_where), scoped_params).item()
-        source, _ = job_source(lake, scoped, jobs)
-    else:
-        source = "jobs"  # the filters leave the workflow out: nothing to draw
+    # The same source as `correlations` over the same filters, so the points are the jobs its
+    # row of this workflow was computed on (before that one's own thinning).
+    jobs = frame(lake, SCATTER_JOBS.format(where=where), params).item()
+    source, _ = job_source(lake, filters, jobs)
     sample = SCATTER.format(where=where, source=source)
     return frame(
         lake,

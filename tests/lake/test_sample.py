@@ -15,7 +15,7 @@ import pytest
 from app.cli import main
 from lake import sample
 from lake.layout import partition_days
-from queries import base, correlations, timeseries
+from queries import base, compare, correlations, timeseries
 from queries.base import Filters, frame
 from tests.lakes import write_events
 
@@ -163,3 +163,23 @@ def test_correlations_and_scatter_over_the_sample(lake: Path, monkeypatch) -> No
     assert points.schema == pl.Schema(
         {"job_id": pl.String(), "param_value": pl.Float64(), "score_value": pl.Float64()}
     )
+
+
+def test_compare_draws_very_big_groups_from_the_sample(lake: Path, monkeypatch) -> None:
+    # Groups of 160 (06-01) and 320 jobs: with MAX_JOBS 10, both hold 16 x 10 or more.
+    monkeypatch.setattr(compare, "MAX_JOBS", 10)
+    split = date(2025, 6, 2)
+    exact = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
+    likeness = exact.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
+    assert 5 <= likeness["n_a"] <= 15 and 5 <= likeness["n_b"] <= 15  # thinned from every job
+    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    got = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
+    likeness = got.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
+    # 06-01's sampled jobs: its 160 / 16 = 10 expected are not thinned, so all of them count.
+    before = [i for i in SAMPLED if int(i[3:]) % 3 == 0]
+    assert likeness["n_b"] == len(before)
+    expected = [e["quality_scores"]["likeness"] for e in EVENTS if e["event_id"] in before]
+    assert likeness["b"] == pytest.approx(sum(expected) / len(expected))
+    # Failure rates count every attempt, sample or not.
+    rates = got.filter(pl.col("metric") == "failure_rate").row(0, named=True)
+    assert (rates["n_a"], rates["n_b"]) == (320, 160)
