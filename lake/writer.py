@@ -31,7 +31,7 @@ from lake.tables import Table
 #: DuckDB parallelises by row group; its own default row group size suits it best.
 ROW_GROUP_SIZE = 122_880
 COMPRESSION = "zstd"
-COMPRESSION_LEVEL = 3
+COMPRESSION_LEVEL = 1
 
 
 def _encodings(schema: pa.Schema) -> dict[str, object]:
