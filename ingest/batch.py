@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from ingest import columnar
 from ingest.decode import Event, Rejection, decode_value
 from ingest.fields import day_of
-from lake.sample import sampled
-from lake.tables import JOB_STAGES, JOBS, JOBS_SAMPLE, QUARANTINE, TABLES, Table
+from lake.sample import SAMPLES, sampled
+from lake.tables import JOB_STAGES, JOBS, QUARANTINE, TABLES, Table
 
 _MAP_COLUMNS = {"quality_scores", "params", "params_num"}
 _DAY_US = 86_400_000_000
@@ -195,7 +195,9 @@ class Batch:
         out = []
         for name, parts in self._decoded.items():
             out += _by_day(TABLES[name], pa.concat_tables(parts), now)
-        samples = [(JOBS_SAMPLE, day, sampled(rows)) for table, day, rows in out if table is JOBS]
+        samples = [
+            (SAMPLES[t.name], day, sampled(rows)) for t, day, rows in out if t.name in SAMPLES
+        ]
         out += [s for s in samples if s[2].num_rows]
         quarantined = sum(b.quarantined for b in self.partitions.values())
         return Decoded(sorted(out, key=lambda t: (t[0].name, t[1])), quarantined)

@@ -107,7 +107,7 @@ JOBS = Table(
 JOBS_SAMPLE = Table(
     "jobs_sample",
     "A fixed 1 in 16 of the rows of jobs, whole (chosen by a hash of event_id, lake/sample.py): "
-    "what reads every job's parameters and scores reads it instead over large ranges.",
+    "what reads every job's maps, percentiles and histograms read it over large ranges.",
     JOBS.schema,
     partition_by="occurred_at",
     key=("event_id",),
@@ -162,6 +162,16 @@ JOB_STAGES = Table(
     ),
     partition_by="occurred_at",
     key=("event_id", "stage_index"),
+)
+
+JOB_STAGES_SAMPLE = Table(
+    "job_stages_sample",
+    "The rows of job_stages of the attempts in the job sample (1 in 16, lake/sample.py): stage "
+    "percentiles over large ranges read it.",
+    JOB_STAGES.schema,
+    partition_by="occurred_at",
+    key=("event_id", "stage_index"),
+    sample_of="job_stages",
 )
 
 WORKER_SAMPLES = Table(
@@ -314,6 +324,7 @@ TABLES: dict[str, Table] = {
         JOBS_SAMPLE,
         JOB_FAILURES,
         JOB_STAGES,
+        JOB_STAGES_SAMPLE,
         WORKER_SAMPLES,
         REVIEWS,
         DELIVERIES,

@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from lake import QueryError, views
-from lake.sample import SAMPLE_RATE
+from lake.sample import SAMPLE_RATE, SAMPLES
 from lake.tables import TABLES
 
 # DuckDB types of the result columns -> Polars types, so an empty result keeps its schema.
@@ -174,22 +174,28 @@ def sample_shares(counts: pl.DataFrame, group: str, size: int) -> tuple[str, lis
     return f"case {group} {cases} else {SAMPLE_SCALE} end", params
 
 
-#: From this many completed jobs in a range on, what reads every job's parameter and score maps
-#: reads the job sample (`jobs_sample`, lake/sample.py) instead: it then holds 12,500 or more.
-SAMPLE_FROM_JOBS = 200_000
+#: From this many rows of a sampled table in a range on (jobs, job stages), what costs per row
+#: reads the table's sample (lake/sample.py) instead: it then holds 12,500 rows or more.
+SAMPLE_FROM_ROWS = 200_000
 #: The sample is used only where it holds at least this share of its expected rows: a lake
 #: written before the sample existed (and not backfilled by `perflake compact`) has none.
 SAMPLE_COVERAGE = 0.9
 
 
+def sample_source(lake: Path, filters: Filters, table: str, rows: int) -> tuple[str, int]:
+    """The table to read `table`'s rows from, and how many rows one row read stands for:
+    (its sample, SAMPLE_RATE) when `rows` (the rows of `table` within `filters`) reaches
+    SAMPLE_FROM_ROWS and the sample covers the range, else (`table`, 1)."""
+    sample = SAMPLES.get(table)
+    if sample is None or rows < SAMPLE_FROM_ROWS:
+        return table, 1
+    where, params = filters.where(sample.name)
+    held = frame(lake, f"select count(*) as n from {sample.name} where {where}", params).item()
+    if held * SAMPLE_RATE >= SAMPLE_COVERAGE * rows:
+        return sample.name, SAMPLE_RATE
+    return table, 1
+
+
 def job_source(lake: Path, filters: Filters, jobs: int) -> tuple[str, int]:
-    """The table to read jobs' maps from, and one row of it stands for how many jobs:
-    ("jobs_sample", SAMPLE_RATE) when `jobs` (the completed jobs within `filters`) reaches
-    SAMPLE_FROM_JOBS and the sample covers the range, else ("jobs", 1)."""
-    if jobs < SAMPLE_FROM_JOBS:
-        return "jobs", 1
-    where, params = filters.where("jobs_sample")
-    held = frame(lake, f"select count(*) as n from jobs_sample where {where}", params).item()
-    if held * SAMPLE_RATE >= SAMPLE_COVERAGE * jobs:
-        return "jobs_sample", SAMPLE_RATE
-    return "jobs", 1
+    """`sample_source` of the completed jobs: `jobs` is how many are within `filters`."""
+    return sample_source(lake, filters, "jobs", jobs)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from queries.base import Filters, column, frame
+from queries.base import Filters, column, frame, job_source, sample_source
 from queries.overview import MS_PER_HOUR, attempts
 
 WORKFLOW_SUMMARY = """
@@ -25,7 +25,7 @@ select
     avg(time_per_frame_ms) as avg_time_per_frame_ms,
     min(time_per_frame_ms) as min_time_per_frame_ms,
     max(time_per_frame_ms) as max_time_per_frame_ms,
-    quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99]) as tpf_quantiles,
+    {quantiles} as tpf_quantiles,
     avg(gpu_time_ms) filter (where completed) as avg_gpu_time_ms,
     coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as total_gpu_hours,
     avg(total_wall_time_ms) as avg_wall_time_ms,
@@ -46,10 +46,21 @@ select workflow_id, workflow_name, jobs, failures, failure_rate,
     tpf_quantiles[2] as p95_time_per_frame_ms,
     tpf_quantiles[3] as p99_time_per_frame_ms,
     avg_gpu_time_ms, total_gpu_hours, avg_wall_time_ms, avg_vram_peak_mb, max_vram_peak_mb,
-    avg_likeness, avg_face_confidence, avg_motion_quality, avg_boundary_ssim
+    avg_likeness, avg_face_confidence, avg_motion_quality, avg_boundary_ssim,
+    cast({rate} as bigint) as percentile_sample_rate
 from ({summary})
 order by workflow_id
 """
+
+
+# Over a large range, the percentiles of time per frame from the job sample.
+SAMPLED_QUANTILES = """
+select workflow_id, quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99]) as tpf_quantiles
+from {source}
+where {where}
+group by workflow_id
+"""
+TPF_QUANTILES = "quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99])"
 
 
 def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
@@ -58,10 +69,27 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     The name is the latest one sent. failure_rate = failures / (jobs + failures); GPU hours
     include failed attempts; the time, VRAM and score statistics are over completed jobs (null
     for a workflow that only failed), nulls left out.
+
+    percentile_sample_rate: 1 where p50/p95/p99 are exact; over a large range they are
+    estimated on the lake's job sample (`queries.base.job_source`) and it is 16. Every other
+    column always counts every attempt.
     """
     sql, params = attempts(filters)
-    summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR)
-    return frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
+    where, jobs_params = filters.where("jobs")
+    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", jobs_params).item()
+    source, rate = job_source(lake, filters, jobs)
+    quantiles = TPF_QUANTILES if rate == 1 else "cast(null as double[])"
+    summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR, quantiles=quantiles)
+    if rate > 1:
+        source_where, source_params = filters.where(source)
+        sampled = SAMPLED_QUANTILES.format(source=source, where=source_where)
+        summary = (
+            f"select s.* exclude (tpf_quantiles), q.tpf_quantiles from ({summary}) s "
+            f"left join ({sampled}) q using (workflow_id)"
+        )
+        params = [*params, *source_params]
+    query = WORKFLOW_SUMMARY_COLUMNS.format(summary=summary, rate=rate)
+    return frame(lake, query, params)
 
 
 WORKFLOW_JOBS = """
@@ -93,7 +121,7 @@ HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
 HISTOGRAM = """
 with measured as materialized (
     select workflow_id, {metric} as x
-    from jobs
+    from {source}
     where {where} and {metric} is not null
 ),
 bounds as (
@@ -109,7 +137,8 @@ binned as (
 select workflow_id,
     lo + bin * (hi - lo) / ? as bin_start,
     case when bin = ? - 1 then hi else lo + (bin + 1) * (hi - lo) / ? end as bin_end,
-    count(*) as jobs
+    count(*) as jobs,
+    cast({rate} as bigint) as sample_rate
 from binned
 group by workflow_id, bin, lo, hi
 order by workflow_id, bin_start
@@ -122,13 +151,19 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
     All workflows share `bins` equal bins from the smallest to the largest value in range; a
     bin holds its start, the last bin its end too. When every value is the same there is one
     bin, from that value to itself.
+
+    sample_rate: 1 where every job counts; over a large range the bins and counts are those of
+    the lake's job sample (`queries.base.job_source`) and it is 16: a counted job stands for 16.
     """
     if metric not in HISTOGRAM_METRICS:
         raise ValueError(f"metric: must be one of {', '.join(HISTOGRAM_METRICS)}, got {metric!r}")
     if not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins: must be an integer >= 1, got {bins!r}")
     where, params = filters.where("jobs")
-    sql = HISTOGRAM.format(metric=column("jobs", metric), where=where)
+    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", params).item()
+    source, rate = job_source(lake, filters, jobs)
+    where, params = filters.where(source)
+    sql = HISTOGRAM.format(metric=column("jobs", metric), where=where, source=source, rate=rate)
     return frame(lake, sql, [*params, bins, bins, bins, bins, bins])
 
 
@@ -210,15 +245,25 @@ per_stage as (
         count(*) as stages,
         sum(duration_ms) as total_ms,
         avg(duration_ms) as avg_ms,
-        quantile_cont(duration_ms, [0.5, 0.95]) as quantiles
+        {quantiles} as quantiles
     from stages
     group by stage_name
-)
+){sampled}
 select stage_name, stages, total_ms, total_ms / nullif(sum(total_ms) over (), 0) as share,
-    avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms
-from per_stage
+    avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms,
+    cast({rate} as bigint) as percentile_sample_rate
+from per_stage{join}
 order by total_ms desc, stage_name
 """
+STAGE_QUANTILES = "quantile_cont(duration_ms, [0.5, 0.95])"
+# Over a large range, the stage percentiles from the sample's stages.
+SAMPLED_STAGE_QUANTILES = """,
+sampled as (
+    select stage_name, {quantiles} as quantiles
+    from {source}
+    where {stages}
+    group by stage_name
+)"""
 # Keeps the stages of the attempts that pass the filters job_stages lacks.
 STAGE_ATTEMPTS = """
  and event_id in (
@@ -235,14 +280,39 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
 
     Project, scene type and resolution tier live on the attempts: with such a filter the
     stages are matched to the attempts by event_id (only then: the join costs a scan).
+
+    percentile_sample_rate: 1 where p50 and p95 are exact; over a large range they are
+    estimated on the stages of the lake's job sample (`queries.base.sample_source`) and it is
+    16. Counts, totals, shares and averages always count every stage.
     """
     stages, params = filters.where("job_stages")
+    rows = frame(lake, f"select count(*) as n from job_stages where {stages}", params).item()
+    source, rate = sample_source(lake, filters, "job_stages", rows)
+    source_stages, source_params = filters.where(source)
     if any(getattr(filters, name) for name in _ATTEMPT_ONLY_FILTERS):
         jobs, jobs_params = filters.where("jobs")
         failures, failure_params = filters.where("job_failures")
-        stages += STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
+        attempts = STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
+        stages += attempts
+        source_stages += attempts
         params += [*jobs_params, *failure_params]
-    return frame(lake, STAGE_BREAKDOWN.format(stages=stages), params)
+        source_params += [*jobs_params, *failure_params]
+    if rate == 1:
+        sql = STAGE_BREAKDOWN.format(
+            stages=stages, quantiles=STAGE_QUANTILES, sampled="", join="", rate=rate
+        )
+        return frame(lake, sql, params)
+    sampled = SAMPLED_STAGE_QUANTILES.format(
+        source=source, stages=source_stages, quantiles=STAGE_QUANTILES
+    )
+    sql = STAGE_BREAKDOWN.format(
+        stages=stages,
+        quantiles="cast(null as double[])",
+        sampled=sampled,
+        join=" left join sampled using (stage_name)",
+        rate=rate,
+    )
+    return frame(lake, sql, [*params, *source_params])
 
 
 #: Filter field -> the column its choices come from (the sidebar's project, workflow, worker,

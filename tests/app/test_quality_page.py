@@ -85,7 +85,7 @@ def test_a_large_range_says_what_the_job_sample_computed(
 
     # The farm lake is tiny: make its range "large" and take whatever sample it holds (8 of its
     # 90 jobs). Cached results of the other tests would hide the change, and must not see it.
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
     st.cache_data.clear()
     try:

@@ -110,7 +110,7 @@ def test_compact_backfills_a_lake_written_before_the_sample(lake: Path, tmp_path
 def test_job_source_takes_the_sample_from_the_threshold_on(lake, tmp_path, monkeypatch) -> None:
     everything = Filters()
     assert base.job_source(lake, everything, JOBS) == ("jobs", 1)  # far below 200k jobs
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", JOBS)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", JOBS)
     assert base.job_source(lake, everything, JOBS) == ("jobs_sample", sample.SAMPLE_RATE)
     assert base.job_source(lake, everything, JOBS - 1) == ("jobs", 1)
     # A sample far short of 1 in 16 of the jobs (a lake from before it) is not used.
@@ -121,7 +121,7 @@ def test_job_source_takes_the_sample_from_the_threshold_on(lake, tmp_path, monke
 
 
 def test_custom_score_trends_over_the_sample(lake: Path, monkeypatch) -> None:
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     got = timeseries.quality_trends(lake, Filters(), "month")  # one period: June 2025
     by_score = {r["score"]: r for r in got.iter_rows(named=True)}
     sampled = [e for e in EVENTS if e["event_id"] in SAMPLED]
@@ -140,7 +140,7 @@ def test_configurations_over_the_sample_count_sampled_jobs(lake: Path, monkeypat
     exact = correlations.top_configurations(lake, Filters(), min_jobs=1, by="likeness", n=20)
     assert exact.get_column("sample_rate").unique().to_list() == [1]
     assert exact.get_column("jobs").sum() == JOBS
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     got = correlations.top_configurations(lake, Filters(), min_jobs=1, by="likeness", n=20)
     assert got.get_column("sample_rate").unique().to_list() == [16]
     assert got.get_column("jobs").sum() == len(SAMPLED)
@@ -155,7 +155,7 @@ def test_configurations_over_the_sample_count_sampled_jobs(lake: Path, monkeypat
 
 
 def test_correlations_and_scatter_over_the_sample(lake: Path, monkeypatch) -> None:
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     found = correlations.correlations(lake, Filters())
     assert set(found.get_column("n")) == {len(SAMPLED)}
     points = correlations.scatter(lake, Filters(), "wf-a", "steps", "lip_sync")
@@ -172,7 +172,7 @@ def test_compare_draws_very_big_groups_from_the_sample(lake: Path, monkeypatch) 
     exact = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
     likeness = exact.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
     assert 5 <= likeness["n_a"] <= 15 and 5 <= likeness["n_b"] <= 15  # thinned from every job
-    monkeypatch.setattr(base, "SAMPLE_FROM_JOBS", 1)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     got = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
     likeness = got.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
     # 06-01's sampled jobs: its 160 / 16 = 10 expected are not thinned, so all of them count.

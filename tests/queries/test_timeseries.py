@@ -159,7 +159,7 @@ def test_a_series_of_nothing_is_empty(farm: Path, filters: Filters, metric: str)
 def test_quality_trends_weekly_with_a_custom_score(farm: Path) -> None:
     got = timeseries.quality_trends(farm, ALL, "week")
     assert got.schema == TRENDS_SCHEMA
-    # A tiny lake is far below SAMPLE_FROM_JOBS: every job counts.
+    # A tiny lake is far below SAMPLE_FROM_ROWS: every job counts.
     assert got.get_column("sample_rate").unique().to_list() == [1]
     w1, w2 = date(2025, 6, 2), date(2025, 6, 9)
     assert got.drop("sample_rate").rows() == [

@@ -40,6 +40,7 @@ SUMMARY_SCHEMA = pl.Schema(
         "avg_face_confidence": pl.Float64(),
         "avg_motion_quality": pl.Float64(),
         "avg_boundary_ssim": pl.Float64(),
+        "percentile_sample_rate": pl.Int64(),
     }
 )
 
@@ -67,7 +68,8 @@ def test_workflow_summary(farm: Path) -> None:
         6000.0,
         8000,
     )
-    assert [a[k] for k in list(SUMMARY_SCHEMA)[16:]] == pytest.approx([0.7, 0.9, 0.7, 0.95])
+    assert [a[k] for k in list(SUMMARY_SCHEMA)[16:20]] == pytest.approx([0.7, 0.9, 0.7, 0.95])
+    assert a["percentile_sample_rate"] == 1  # a tiny lake: exact percentiles
 
     # wf-b: j3 has no wall time, no VRAM and no scores; those averages are j4's alone.
     assert b == {
@@ -91,9 +93,12 @@ def test_workflow_summary(farm: Path) -> None:
         "avg_face_confidence": None,
         "avg_motion_quality": None,
         "avg_boundary_ssim": None,
+        "percentile_sample_rate": 1,
     }
     # wf-c only failed, without GPU time: counted, every job statistic null.
-    assert list(c.values()) == ["wf-c", "Gamma", 0, 1, 1.0, *[None] * 6, None, 0.0, *[None] * 7]
+    assert list(c.values()) == [
+        "wf-c", "Gamma", 0, 1, 1.0, *[None] * 6, None, 0.0, *[None] * 7, 1,
+    ]  # fmt: skip
 
 
 def test_workflow_summary_honours_filters(farm: Path) -> None:
@@ -117,6 +122,7 @@ HISTOGRAM_SCHEMA = pl.Schema(
         "bin_start": pl.Float64(),
         "bin_end": pl.Float64(),
         "jobs": pl.Int64(),
+        "sample_rate": pl.Int64(),
     }
 )
 
@@ -126,9 +132,9 @@ def test_histogram_bins_are_shared_and_the_maximum_is_in_the_last(farm: Path) ->
     got = workflows.histogram(farm, ALL, "time_per_frame_ms", bins=3)
     assert got.schema == HISTOGRAM_SCHEMA
     assert got.rows() == [
-        ("wf-a", 1000.0, 2000.0, 1),
-        ("wf-a", 2000.0, 3000.0, 1),
-        ("wf-b", 3000.0, 4000.0, 2),
+        ("wf-a", 1000.0, 2000.0, 1, 1),
+        ("wf-a", 2000.0, 3000.0, 1, 1),
+        ("wf-b", 3000.0, 4000.0, 2, 1),
     ]
 
 
@@ -146,7 +152,7 @@ def test_histogram_leaves_out_jobs_without_the_score(farm: Path) -> None:
 
 def test_histogram_of_one_value_is_one_bin(farm: Path) -> None:
     got = workflows.histogram(farm, Filters(projects=("p1",), scene_types=("walk",)), "likeness")
-    assert got.rows() == [("wf-a", 0.6, 0.6, 1)]
+    assert got.rows() == [("wf-a", 0.6, 0.6, 1, 1)]
 
 
 @NOTHING
@@ -218,6 +224,7 @@ STAGES_SCHEMA = pl.Schema(
         "avg_ms": pl.Float64(),
         "p50_ms": pl.Float64(),
         "p95_ms": pl.Float64(),
+        "percentile_sample_rate": pl.Int64(),
     }
 )
 
@@ -227,10 +234,10 @@ def test_stage_breakdown_counts_completed_and_failed_attempts(farm: Path) -> Non
     assert got.schema == STAGES_SCHEMA
     assert got.rows() == [
         # 800, 3000, 1200, 500 (f1): p50 (800 + 1200) / 2, p95 1200 + 0.85 * 1800.
-        ("sample", 4, 5500.0, 0.6875, 1375.0, 1000.0, pytest.approx(2730.0)),
-        ("vae_decode", 1, 2000.0, 0.25, 2000.0, 2000.0, 2000.0),
+        ("sample", 4, 5500.0, 0.6875, 1375.0, 1000.0, pytest.approx(2730.0), 1),
+        ("vae_decode", 1, 2000.0, 0.25, 2000.0, 2000.0, 2000.0, 1),
         # 100, 100, 100 (f1), 200: p95 100 + 0.85 * 100.
-        ("load_model", 4, 500.0, 0.0625, 125.0, 100.0, pytest.approx(185.0)),
+        ("load_model", 4, 500.0, 0.0625, 125.0, 100.0, pytest.approx(185.0), 1),
     ]
 
 
