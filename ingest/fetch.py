@@ -30,7 +30,7 @@ Row = tuple[int, int, bytes | None, bytes | None]
 
 def install(consumer: KafkaConsumer) -> None:
     """Make `consumer.poll()` return `Row` tuples, read by `ColumnarPartitionRecords`."""
-    consumer._fetcher.PartitionRecords = ColumnarPartitionRecords  # type: ignore[attr-defined]
+    consumer._fetcher.PartitionRecords = ColumnarPartitionRecords
 
 
 class ColumnarPartitionRecords(Fetcher.PartitionRecords):
@@ -74,9 +74,8 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
         ):
             self.record_iterator = self._rows(records)
         else:  # the parent's reader, as rows
-            self.record_iterator = (
-                (r.offset, r.timestamp, r.key, r.value) for r in self.record_iterator
-            )
+            parent: Iterator[Any] = self.record_iterator
+            self.record_iterator = ((r.offset, r.timestamp, r.key, r.value) for r in parent)
 
     def drain(self) -> None:
         super().drain()

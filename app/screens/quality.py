@@ -63,11 +63,12 @@ def _quality_trends(filters: Filters, grain: str) -> None:
     if trends.is_empty():
         st.info("No completed job in range sent a quality score.")
         return
+    rate = max(trends.get_column("sample_rate").to_list(), default=1)
     sampled = trends.filter(pl.col("sample_rate") > 1).get_column("score").unique().sort()
     note = (
-        f" Over this large range the custom scores ({', '.join(sampled)}) are averaged over the "
-        f"lake's 1-in-{trends.get_column('sample_rate').max()} job sample."
-        if sampled.len()
+        f" Over this large range the custom scores ({', '.join(sampled.to_list())}) are "
+        f"averaged over the lake's 1-in-{rate} job sample."
+        if rate > 1
         else ""
     )
     st.caption(
@@ -117,7 +118,7 @@ def _configurations(filters: Filters, workflow: str) -> None:
         "min_jobs", "Jobs per configuration, at least", MIN_JOBS, 5, container=right
     )
     ranked = cached.result(correlations.top_configurations, filters, min_jobs, by, CONFIGURATIONS)
-    rate = int(ranked.get_column("sample_rate").max() or 1)
+    rate = max(ranked.get_column("sample_rate").to_list(), default=1)
     ranked = ranked.filter(pl.col("workflow_id") == workflow).drop("workflow_id", "sample_rate")
     counted = "jobs" if rate == 1 else f"jobs of the 1-in-{rate} job sample"
     if ranked.is_empty():

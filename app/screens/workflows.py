@@ -44,9 +44,16 @@ def page() -> None:
 def _summary(filters: Filters) -> pl.DataFrame:
     st.subheader("Summary")
     summary = cached.result(workflows.workflow_summary, filters)
+    rate = max(summary.get_column("percentile_sample_rate").to_list(), default=1)
+    sampled = (
+        f" Over this large range p50, p95 and p99 are estimated on the lake's 1-in-{rate} job "
+        "sample; every other figure counts every attempt."
+        if rate > 1
+        else ""
+    )
     st.caption(
         "Times are per completed job; failure rate = failures / (jobs + failures); "
-        "GPU hours include failed attempts."
+        f"GPU hours include failed attempts.{sampled}"
     )
     numbers = {name: NUMBER for name, dtype in summary.schema.items() if dtype == pl.Float64}
     numbers["failure_rate"] = PERCENT
@@ -68,10 +75,13 @@ def _histograms(filters: Filters, summary: pl.DataFrame) -> None:
         with column:
             st.markdown(f"**{title}**")
             spread = cached.result(workflows.histogram, filters, metric, 30)
+            rate = max(spread.get_column("sample_rate").to_list(), default=1)
             spread = spread.filter(pl.col("workflow_id").is_in(shown))
             if spread.is_empty():
                 st.info(f"No completed job of the workflows shown has a {title.lower()} value.")
                 continue
+            if rate > 1:
+                st.caption(f"Over this large range: the jobs of the lake's 1-in-{rate} sample.")
             charts.show(charts.histogram(spread, title))
             tables.download(spread, f"histogram_{metric}")
 
@@ -115,7 +125,14 @@ def _stages(filters: Filters) -> None:
     if stages.is_empty():
         st.info("No job in range reported its pipeline stages.")
         return
-    st.caption("Time spent per stage over every completed and failed attempt in range.")
+    rate = max(stages.get_column("percentile_sample_rate").to_list(), default=1)
+    sampled = (
+        f" Over this large range p50 and p95 are estimated on the stages of the lake's "
+        f"1-in-{rate} job sample."
+        if rate > 1
+        else ""
+    )
+    st.caption(f"Time spent per stage over every completed and failed attempt in range.{sampled}")
     hours = stages.with_columns((pl.col("total_ms") / MS_PER_HOUR).alias("total_hours"))
     chart = charts.bars(
         hours,

@@ -77,3 +77,29 @@ def test_custom_days_in_the_wrong_order_are_swapped(
     assert at.caption[0].value == "2025-06-01 to 2025-06-02 (UTC days)"
     # Two days of 18 jobs.
     assert at.dataframe[0].value["jobs"].sum() == 36
+
+
+def test_a_large_range_says_what_the_samples_estimated(
+    farm_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+
+    from queries import base
+
+    # The farm lake is tiny: make its range "large" and take whatever samples it holds. Cached
+    # results of the other tests would hide the change, and must not see it.
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
+    st.cache_data.clear()
+    try:
+        at = open_page(farm_lake, "workflows", monkeypatch, **FARM_DAYS)
+    finally:
+        st.cache_data.clear()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "p50, p95 and p99 are estimated on the lake's 1-in-16 job sample" in captions
+    assert "Over this large range: the jobs of the lake's 1-in-16 sample." in captions
+    assert "p50 and p95 are estimated on the stages of the lake's 1-in-16 job sample" in captions
+    summary = at.dataframe[0].value
+    assert set(summary["percentile_sample_rate"]) == {16}
+    assert list(summary["jobs"]) == [30, 30, 30]  # counts stay exact

@@ -15,7 +15,7 @@ import pytest
 from app.cli import main
 from lake import sample
 from lake.layout import partition_days
-from queries import base, compare, correlations, timeseries
+from queries import base, compare, correlations, timeseries, workflows
 from queries.base import Filters, frame
 from tests.lakes import write_events
 
@@ -183,3 +183,76 @@ def test_compare_draws_very_big_groups_from_the_sample(lake: Path, monkeypatch) 
     # Failure rates count every attempt, sample or not.
     rates = got.filter(pl.col("metric") == "failure_rate").row(0, named=True)
     assert (rates["n_a"], rates["n_b"]) == (320, 160)
+
+
+def _with_stages(n: int) -> dict:
+    stages = [
+        {"name": "load_model", "duration_ms": 100 + n % 50},
+        {"name": "sample", "duration_ms": 1000 + (n * 37) % 900},
+    ]
+    return _job(n) | {"pipeline_stages": stages, "time_per_frame_ms": 100 + (n * 13) % 400}
+
+
+STAGED = [_with_stages(n) for n in range(JOBS)]
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_events(tmp_path_factory.mktemp("staged") / "lake", STAGED)
+
+
+def test_ingest_writes_the_stages_of_the_sampled_attempts(staged: Path) -> None:
+    got = frame(staged, "select event_id, stage_index from job_stages_sample order by all")
+    assert got.rows() == [(i, k) for i in SAMPLED for k in (0, 1)]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """quantile_cont: linear between the closest ranks."""
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    low = int(pos)
+    return xs[low] + (pos - low) * (xs[min(low + 1, len(xs) - 1)] - xs[low])
+
+
+def test_percentiles_and_histograms_over_the_sample(staged: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    sampled = [e for e in STAGED if e["event_id"] in SAMPLED]
+    summary = workflows.workflow_summary(staged, Filters()).row(0, named=True)
+    tpf = [e["time_per_frame_ms"] for e in sampled]
+    assert summary["percentile_sample_rate"] == 16
+    assert summary["p95_time_per_frame_ms"] == pytest.approx(_quantile(tpf, 0.95))
+    assert summary["p50_time_per_frame_ms"] == pytest.approx(_quantile(tpf, 0.5))
+    # Everything else counts every job.
+    assert summary["jobs"] == JOBS
+    every = [e["time_per_frame_ms"] for e in STAGED]
+    assert summary["avg_time_per_frame_ms"] == pytest.approx(sum(every) / JOBS)
+    assert summary["max_time_per_frame_ms"] == max(every)
+
+    stages = workflows.stage_breakdown(staged, Filters())
+    row = stages.filter(pl.col("stage_name") == "sample").row(0, named=True)
+    durations = [e["pipeline_stages"][1]["duration_ms"] for e in sampled]
+    assert row["percentile_sample_rate"] == 16
+    assert row["p95_ms"] == pytest.approx(_quantile(durations, 0.95))
+    assert row["stages"] == JOBS
+    assert row["total_ms"] == sum(e["pipeline_stages"][1]["duration_ms"] for e in STAGED)
+
+    spread = workflows.histogram(staged, Filters(), "time_per_frame_ms", bins=4)
+    assert spread.get_column("sample_rate").unique().to_list() == [16]
+    assert spread.get_column("jobs").sum() == len(sampled)
+    assert spread.get_column("bin_start").min() == min(tpf)
+
+
+def test_a_missing_stage_sample_keeps_the_percentiles_exact(staged, tmp_path, monkeypatch) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(staged, copy)
+    shutil.rmtree(copy / "job_stages_sample")
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    stages = workflows.stage_breakdown(copy, Filters())
+    assert stages.get_column("percentile_sample_rate").unique().to_list() == [1]
+    row = stages.filter(pl.col("stage_name") == "sample").row(0, named=True)
+    every = [e["pipeline_stages"][1]["duration_ms"] for e in STAGED]
+    assert row["p95_ms"] == pytest.approx(_quantile(every, 0.95))
+    # ... until compaction writes it.
+    assert main(["compact", "--lake", str(copy)]) == 0
+    resampled = workflows.stage_breakdown(copy, Filters())
+    assert resampled.get_column("percentile_sample_rate").unique().to_list() == [16]
