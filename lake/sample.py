@@ -55,6 +55,6 @@ def backfill(lake: Path, writer: LakeWriter | None = None) -> int:
             if day in have or not files:
                 continue
             rows = pa.concat_tables(pq.read_table(f, schema=table.schema) for f in files)
-            name_ = file_name("backfill", [f.name for f in files])
-            written += writer.publish(sample, day, sampled(rows), name_)
+            target = file_name("backfill", [f.name for f in files])
+            written += writer.publish(sample, day, sampled(rows), target)
     return written

@@ -250,7 +250,7 @@ per_stage as (
     group by stage_name
 ){sampled}
 select stage_name, stages, total_ms, total_ms / nullif(sum(total_ms) over (), 0) as share,
-    avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms,
+    avg_ms, {picked}[1] as p50_ms, {picked}[2] as p95_ms,
     cast({rate} as bigint) as percentile_sample_rate
 from per_stage{join}
 order by total_ms desc, stage_name
@@ -299,7 +299,12 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         source_params += [*jobs_params, *failure_params]
     if rate == 1:
         sql = STAGE_BREAKDOWN.format(
-            stages=stages, quantiles=STAGE_QUANTILES, sampled="", join="", rate=rate
+            stages=stages,
+            quantiles=STAGE_QUANTILES,
+            sampled="",
+            join="",
+            picked="per_stage.quantiles",
+            rate=rate,
         )
         return frame(lake, sql, params)
     sampled = SAMPLED_STAGE_QUANTILES.format(
@@ -310,6 +315,7 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         quantiles="cast(null as double[])",
         sampled=sampled,
         join=" left join sampled using (stage_name)",
+        picked="sampled.quantiles",
         rate=rate,
     )
     return frame(lake, sql, [*params, *source_params])

@@ -3,6 +3,8 @@ in Streamlit's AppTest, on a given lake and URL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,21 @@ def chart_rows(chart: Any) -> list[dict]:
     """The rows of a chart's first dataset, as the browser gets them (Arrow IPC in the proto)."""
     data = chart.proto.datasets[0].data.data
     return pa.ipc.open_stream(data).read_all().to_pylist()
+
+
+@contextmanager
+def every_range_sampled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Within: every range counts as large and the samples are read whatever they hold (the
+    test lakes are tiny), with Streamlit's cache cleared on entry and exit, so that no cached
+    result crosses into or out of it."""
+    import streamlit as st
+
+    from queries import base
+
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
+    st.cache_data.clear()
+    try:
+        yield
+    finally:
+        st.cache_data.clear()

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.apptest import FARM_DAYS, chart_rows, downloads, open_page, rerun
+from tests.app.apptest import (
+    FARM_DAYS,
+    chart_rows,
+    downloads,
+    every_range_sampled,
+    open_page,
+    rerun,
+)
 
 
 def test_page_shows_series_trends_correlations_and_configurations(
@@ -79,19 +86,9 @@ def test_too_few_jobs_per_configuration_says_so(
 def test_a_large_range_says_what_the_job_sample_computed(
     farm_lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import streamlit as st
-
-    from queries import base
-
-    # The farm lake is tiny: make its range "large" and take whatever sample it holds (8 of its
-    # 90 jobs). Cached results of the other tests would hide the change, and must not see it.
-    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
-    monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
-    st.cache_data.clear()
-    try:
+    # The farm lake's sample holds 8 of its 90 jobs.
+    with every_range_sampled(monkeypatch):
         at = open_page(farm_lake, "quality", monkeypatch, **FARM_DAYS, min_jobs="1")
-    finally:
-        st.cache_data.clear()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert (
@@ -102,11 +99,7 @@ def test_a_large_range_says_what_the_job_sample_computed(
     assert [i.value for i in at.info][-1] == (
         "No parameter combination of wf-a ran 1 or more jobs of the 1-in-16 job sample in range."
     )
-    at.selectbox(key="url:quality_workflow").set_value("wf-b")
-    st.cache_data.clear()
-    try:
-        at.run()
-    finally:
-        st.cache_data.clear()
+    with every_range_sampled(monkeypatch):
+        at.selectbox(key="url:quality_workflow").set_value("wf-b").run()
     captions = " ".join(c.value for c in at.caption)
     assert "counted in the lake's 1-in-16 job sample: `jobs` are sampled jobs" in captions

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.apptest import FARM_DAYS, downloads, open_page, rerun
+from tests.app.apptest import FARM_DAYS, downloads, every_range_sampled, open_page, rerun
 
 
 def test_page_shows_every_section(farm_lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,19 +82,8 @@ def test_custom_days_in_the_wrong_order_are_swapped(
 def test_a_large_range_says_what_the_samples_estimated(
     farm_lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import streamlit as st
-
-    from queries import base
-
-    # The farm lake is tiny: make its range "large" and take whatever samples it holds. Cached
-    # results of the other tests would hide the change, and must not see it.
-    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
-    monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
-    st.cache_data.clear()
-    try:
+    with every_range_sampled(monkeypatch):
         at = open_page(farm_lake, "workflows", monkeypatch, **FARM_DAYS)
-    finally:
-        st.cache_data.clear()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "p50, p95 and p99 are estimated on the lake's 1-in-16 job sample" in captions
