@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
@@ -20,7 +21,7 @@ from ingest.broker import EmbeddedBroker
 from ingest.consumer import Ingest
 from ingest.pipeline import FlushPolicy
 from ingest.settings import IngestSettings
-from lake import views
+from lake import sample, views
 from lake.tables import TABLES
 from tests.conftest import produce
 from tests.events import bad_lines, encode, event, mixed_stream
@@ -49,12 +50,19 @@ def _log_lines(out: bytes) -> str:
 
 
 def expected_counts(n_valid: int, n_bad: int) -> dict[str, tuple[int, int]]:
-    """mixed_stream(n) cycles through the five types; completed jobs have 5 stages, failed 2."""
+    """mixed_stream(n) cycles through the five types; completed jobs have 5 stages, failed 2.
+    The samples hold the attempts whose event id (ev-NNNNNN) hashes into 1 in 16."""
     per_type = n_valid // 5
+    ids = pa.array([f"ev-{i:06d}" for i in range(n_valid)])
+    kept = sample.in_sample(ids).to_pylist()
+    done = sum(kept[i] for i in range(0, n_valid, 5))  # job.completed: i % 5 == 0
+    failed = sum(kept[i] for i in range(2, n_valid, 5))  # job.failed: i % 5 == 2
     return {
         "jobs": (per_type, per_type),
+        "jobs_sample": (done, done),
         "job_failures": (per_type, per_type),
         "job_stages": (per_type * 7, per_type * 7),
+        "job_stages_sample": (done * 5 + failed * 2, done * 5 + failed * 2),
         "worker_samples": (per_type, per_type),
         "reviews": (per_type, per_type),
         "deliveries": (per_type, per_type),
