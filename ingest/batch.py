@@ -151,19 +151,13 @@ class Batch:
     def add_parsed(self, chunks: list[Chunk], parsed: columnar.Parsed, now: datetime) -> None:
         """Buffer chunks whose values, one after the other, `columnar.parse_batch` parsed, and
         decode them at once (see `add_chunk`)."""
-        self.add_decoded(chunks, columnar.decode_parsed(parsed, now, self.oldest_day), now)
-
-    def add_decoded(self, chunks: list[Chunk], fast: columnar.Decoded, now: datetime) -> None:
-        """Buffer chunks whose values, one after the other, `columnar.decode_parsed` decoded
-        (with this batch's `oldest_day`, or a later one); the positions it left are decoded
-        here the reference way."""
         chunks = [c for c in chunks if c.offsets]
         if not chunks:
             return
-        assert self.columnar, "decoded chunks need the columnar decoder"
+        assert self.columnar, "parsed chunks need the columnar decoder"
         for chunk in chunks:
             self._account(chunk)
-        self._decode(chunks, fast, now)
+        self._decode(chunks, parsed, now)
 
     def _account(self, chunk: Chunk) -> None:
         buf = self.partitions.get(chunk.partition)
@@ -213,11 +207,11 @@ class Batch:
         if chunks:
             self._decode(chunks, None, now)
 
-    def _decode(self, chunks: list[Chunk], fast: columnar.Decoded | None, now: datetime) -> None:
-        """Decode chunks (their values decoded already, or not) into `_decoded`, bad records
-        into quarantine."""
+    def _decode(self, chunks: list[Chunk], parsed: columnar.Parsed | None, now: datetime) -> None:
+        """Decode chunks (parsed already, or not) into `_decoded`, bad records into quarantine."""
         ends = list(itertools.accumulate(len(c.offsets) for c in chunks))
-        if fast is not None:
+        if parsed is not None:
+            fast = columnar.decode_parsed(parsed, now, self.oldest_day)
             pieces, slow = fast.tables, fast.slow
         elif self.columnar:
             values = [v for c in chunks for v in c.values]

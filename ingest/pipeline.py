@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest import columnar
 from ingest.batch import Batch, Chunk, Decoded, Record
 from ingest.columnar import Parsed
 from lake.layout import ensure_lake, file_name, retention_floor
@@ -92,12 +91,6 @@ class Pipeline:
         """Decode chunks into the buffer whose values `ingest.columnar.parse_batch` parsed."""
         if self._buffering(chunks):
             self._batch.add_parsed(chunks, parsed, datetime.now(UTC))
-
-    def add_decoded(self, chunks: list[Chunk], decoded: columnar.Decoded) -> None:
-        """Buffer chunks whose values `ingest.columnar.decode_parsed` decoded, with an oldest
-        day no earlier than the batch's (see `oldest_day`)."""
-        if self._buffering(chunks):
-            self._batch.add_decoded(chunks, decoded, datetime.now(UTC))
 
     def _buffering(self, chunks: list[Chunk]) -> bool:
         """Count the chunks' records and start the latency clock; False when they hold none."""
@@ -217,13 +210,8 @@ class Pipeline:
         return offsets
 
     def _new_batch(self) -> Batch:
-        return Batch(self.topic, oldest_day=oldest_day(self.lake, self.keep_days))
-
-
-def oldest_day(lake: Path, keep_days: int) -> date:
-    """The oldest UTC day ingest writes to: the retention window's first, or the floor the last
-    `perflake retention` recorded, whichever is later. It only moves forward, so a decode done
-    with a later look at it than its batch's is stricter, never more lenient."""
-    oldest = retention_cutoff(keep_days)
-    floor = retention_floor(lake)
-    return floor if floor and floor > oldest else oldest
+        oldest = retention_cutoff(self.keep_days)
+        floor = retention_floor(self.lake)
+        if floor and floor > oldest:
+            oldest = floor
+        return Batch(self.topic, oldest_day=oldest)

@@ -17,22 +17,21 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ingest import IngestError
 from ingest.batch import Chunk
-from ingest.columnar import Decoded, decode_parsed, parse_batch, warm_up
-from ingest.pipeline import FlushPolicy, Pipeline, Stats, oldest_day
+from ingest.columnar import parse_batch, warm_up
+from ingest.pipeline import FlushPolicy, Pipeline, Stats
 
 log = logging.getLogger(__name__)
 
-#: Polls queued for the worker (decoded or being decoded) beyond the one it is buffering.
+#: Polls queued for the worker (parsed or being parsed) beyond the one it is decoding.
 _IN_FLIGHT = 2
 
-#: Threads parsing and decoding polled records in the consumer's process: one, so that the next
-#: poll is decoded while the sender waits on the pipe (two measured slower on 2 cores).
+#: Threads parsing polled records in the consumer's process: one, so that the next poll is
+#: parsed while the sender waits on the pipe (two parse threads measured slower on 2 cores).
 PARSE_THREADS = 1
 
 #: Seconds between looks at a publish in flight, to report its offsets soon after it is done.
@@ -82,7 +81,6 @@ class ProcessRunner:
 
     def __init__(self, lake: Path, topic: str, keep_days: int, policy: FlushPolicy) -> None:
         ctx = mp.get_context("fork")
-        self._lake, self._keep_days = lake, keep_days
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
             target=_worker_main,
@@ -105,11 +103,10 @@ class ProcessRunner:
         self._wait_for("ready", lambda offsets: None)
 
     def submit(self, chunks: list[Chunk], on_published: OnPublished) -> None:
-        """Queue one poll's chunks, parsed and put through the contract's column rules here: the
-        writer process is left the records those cannot prove valid, and the files."""
-        values = [v for c in chunks for v in c.values]
-        decoded = self._parsers.submit(_decode, values, oldest_day(self._lake, self._keep_days))
-        self._send(("add", chunks, decoded))
+        """Queue one poll's chunks, parsed here: the writer process is left the rules and the
+        files, and the consumer's process, which mostly waits on the network, does the rest."""
+        parsed = self._parsers.submit(parse_batch, [v for c in chunks for v in c.values])
+        self._send(("add", chunks, parsed))
         self.tick(on_published)
 
     def tick(self, on_published: OnPublished) -> None:
@@ -191,12 +188,6 @@ class ProcessRunner:
             ) from e
 
 
-def _decode(values: list[bytes | None], oldest: date) -> Decoded:
-    """A poll's values screened, parsed and decoded as far as the column rules go. `oldest` is
-    read at each poll, no earlier than the writer's batch's (`ingest.pipeline.oldest_day`)."""
-    return decode_parsed(parse_batch(values), datetime.now(UTC), oldest)
-
-
 def _worker_main(
     conn: Connection,
     parent_end: Connection,
@@ -226,7 +217,7 @@ def _worker_main(
                 message = conn.recv()
                 kind = message[0]
                 if kind == "add":
-                    pipeline.add_decoded(message[1], message[2])
+                    pipeline.add_parsed(message[1], message[2])
                 elif kind == "flush":
                     conn.send(("flushed", pipeline.flush(), pipeline.stats))
                     continue
