@@ -184,7 +184,7 @@ class Pipeline:
         """
         # Imported here, in the writer: the consumer's process, forked from before, never needs
         # thresholds (nor DuckDB, which they import only to read a watched failure rate's history).
-        from lake.thresholds import alerts_by_day, batch_alerts
+        from lake.alerting import alerts_by_day, batch_alerts
 
         jobs = [d for t, _, d in decoded.tables if t is JOBS]
         failures = [d for t, _, d in decoded.tables if t is JOB_FAILURES]

@@ -208,7 +208,7 @@ def _worker_main(
         # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s), and
         # the alerts' thresholds load (the consumer's process never does).
         warm_up()
-        importlib.import_module("lake.thresholds")
+        importlib.import_module("lake.alerting")
         while True:
             timeout = pipeline.seconds_to_due()
             if pipeline.publishing():  # look back soon to report it done

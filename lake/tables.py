@@ -267,7 +267,7 @@ QUARANTINE = Table(
 ALERTS = Table(
     "alerts",
     "One row per threshold crossing found by ingest: a completed job's metric, or the failure "
-    "rate of a workflow or worker when a failed attempt arrives (rules in lake/thresholds.py).",
+    "rate of a workflow or worker when a failed attempt arrives (rules in lake/alerting.py).",
     pa.schema(
         [
             _col(

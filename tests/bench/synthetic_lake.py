@@ -5,7 +5,7 @@ The cast is the demo studio's (ingest/demo_studio.py): its 20 workflows and thei
 models, projects, scene types and pipeline stages, on a fleet scaled up to 192 workers. Time per
 frame is lognormal around each workflow's speed on each GPU; failures (~3%) follow the demo's
 rules (OOM when a job's real footprint passes the card, timeouts, crashes ...), retried attempts
-included; alerts come from `lake.thresholds.evaluate_jobs` with the lake's own threshold store.
+included; alerts come from `lake.alerting.evaluate_jobs` with the lake's own threshold store.
 Each day is drawn from its own seeded generator, so days build in parallel and a seed is a lake.
 
 10M jobs are 10M job ids: ~9.92M completed rows and ~365k failed attempts (~3.6%, retries on
@@ -34,9 +34,10 @@ import pyarrow as pa
 
 from ingest import demo_studio as s
 from lake import tables as t
+from lake.alerting import evaluate_jobs
 from lake.layout import read_meta, write_meta
 from lake.sample import backfill
-from lake.thresholds import Threshold, evaluate_jobs, load_enabled, save_threshold
+from lake.thresholds import Threshold, load_enabled, save_threshold
 from lake.views import file_max_ingested_at
 from lake.writer import LakeWriter
 

@@ -10,9 +10,10 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from lake.alerting import alerts_by_day, evaluate_jobs
 from lake.layout import ensure_lake
 from lake.tables import ALERTS, JOBS
-from lake.thresholds import Threshold, alerts_by_day, evaluate_jobs, save_threshold
+from lake.thresholds import Threshold, save_threshold
 from lake.writer import LakeWriter
 from queries import alerts
 from queries.base import Filters
