@@ -231,3 +231,57 @@ def test_nothing_in_range_is_an_empty_typed_frame(lake: Path, filters: Filters) 
 def test_an_empty_lake_is_an_empty_typed_frame(tmp_path: Path) -> None:
     got = workers.worker_summary(ensure_lake(tmp_path / "lake", create=True), Filters())
     assert got.is_empty() and got.schema == SCHEMA
+
+
+# The peers' medians as SQL states them: a self-join of the cells (what worker_summary ran before
+# it computed them in numpy, 1.8 s over 10M jobs).
+PEERS_BY_JOIN = """
+select c.worker_id, c.jobs, c.tpf / nullif(median(p.tpf), 0) as ratio
+from cells c
+join cells p
+    on p.workflow_id = c.workflow_id
+    and p.resolution_tier is not distinct from c.resolution_tier
+    and p.worker_id <> c.worker_id
+    {same_model}
+group by c.worker_id, c.workflow_id, c.resolution_tier, c.gpu_model, c.jobs, c.tpf
+"""
+RELATIVE_BY_JOIN = """
+select worker_id, sum(jobs * ratio) / sum(jobs) as ratio, cast(sum(jobs) as bigint) as jobs
+from ({peers})
+group by worker_id
+order by worker_id
+"""
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("same_model", [True, False])
+def test_peer_medians_equal_the_self_join(seed: int, same_model: bool) -> None:
+    import random
+
+    import duckdb
+
+    rng = random.Random(seed)
+    rows = []
+    for w in range(rng.randint(2, 14)):
+        # A worker changes GPU now and then: two cells of one worker can share a (workflow, tier).
+        models = rng.sample([L40S, H100, None], rng.randint(1, 2))
+        for workflow in rng.sample(["wf-a", "wf-b", "wf-c"], rng.randint(1, 3)):
+            for tier in rng.sample(["1080p", "4k", None], rng.randint(1, 2)):
+                for model in models:
+                    tpf = float(rng.choice([0, 50, 100, 100, 120, 200, rng.randint(1, 500)]))
+                    rows.append((f"w{w}", model, workflow, tier, rng.randint(1, 30), tpf))
+    cells = pl.DataFrame(
+        rows,
+        schema=["worker_id", "gpu_model", "workflow_id", "resolution_tier", "jobs", "tpf"],
+        orient="row",
+    )
+    con = duckdb.connect()
+    con.register("cells", cells.to_arrow())
+    same = "and p.gpu_model = c.gpu_model" if same_model else ""
+    sql = RELATIVE_BY_JOIN.format(peers=PEERS_BY_JOIN.format(same_model=same))
+    expected = con.execute(sql).fetchall()
+    got = workers._relative(cells.rename({"tpf": "time_per_frame_ms"}), same_model)
+    got_rows = got.sort("worker_id").select("worker_id", "ratio", "jobs").rows()
+    assert [(w, n) for w, _, n in got_rows] == [(w, n) for w, _, n in expected]
+    for (_, ratio, _), (_, want, _) in zip(got_rows, expected, strict=True):
+        assert ratio == pytest.approx(want, rel=1e-12) if want is not None else ratio is None
