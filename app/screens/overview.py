@@ -34,7 +34,9 @@ def page() -> None:
     st.title("Overview")
     filters = sidebar.filters()
     st.caption(f"{filters.start} to {filters.end} (UTC days)")
-    if not empty.has_jobs(filters):
+    # The totals answer "anything in range?" too: no separate probe on this page.
+    totals = cached.result(overview.overview_totals, filters)
+    if not (totals.item(0, "jobs") or totals.item(0, "failures")):
         empty.explain(filters)
         return
     _totals(filters)

@@ -73,8 +73,7 @@ def sidebar(q: Query, lake: Path, f: Any) -> None:
 def overview_page(q: Query, lake: Path, f: Any) -> None:
     from queries import alerts, overview
 
-    q(overview.has_attempts, lake, f)  # empty.has_jobs
-    q(overview.overview_totals, lake, f)
+    q(overview.overview_totals, lake, f)  # also the page's "anything in range?"
     q(overview.overview_totals, lake, f.previous(), note="previous period")
     q(overview.daily_volume, lake, f)
     q(overview.ranked_workflows, lake, f, next(iter(overview.METRICS)), 5)
