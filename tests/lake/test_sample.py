@@ -256,3 +256,17 @@ def test_a_missing_stage_sample_keeps_the_percentiles_exact(staged, tmp_path, mo
     assert main(["compact", "--lake", str(copy)]) == 0
     resampled = workflows.stage_breakdown(copy, Filters())
     assert resampled.get_column("percentile_sample_rate").unique().to_list() == [16]
+
+
+def test_backfill_completes_a_day_whose_sample_is_partial(lake: Path, tmp_path: Path) -> None:
+    # A day ingested before the sample existed, then one late sampled job after: its sample
+    # folder exists but holds one row. The backfill counts, and completes it.
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    shutil.rmtree(copy / "jobs_sample")
+    day_two = [e for e in EVENTS if e["event_id"] in SAMPLED and e["occurred_at"][:10] == DAYS[1]]
+    write_events(copy, day_two[-1:])  # one sampled job, on 06-02
+    assert len(_ids(copy, "jobs_sample")) == 1
+    assert sample.backfill(copy) == len(SAMPLED) - 1
+    assert _ids(copy, "jobs_sample") == SAMPLED
+    assert sample.backfill(copy) == 0
