@@ -19,7 +19,15 @@ import polars as pl
 
 from lake.sample import SAMPLE_RATE
 from queries import statistics as st
-from queries.base import SAMPLE_SCALE, Filters, column, frame, job_source, sample_shares
+from queries.base import (
+    SAMPLE_COVERAGE,
+    SAMPLE_SCALE,
+    Filters,
+    column,
+    frame,
+    job_source,
+    sample_shares,
+)
 
 #: Metric id -> label, in the order the rows come.
 COMPARE_METRICS: dict[str, str] = {
@@ -96,6 +104,13 @@ from {source}
 where {jobs_where}
     and hash(event_id) % {scale} < {keep}
 order by grp, job_hash, event_id
+"""
+# Completed jobs per compared group in the job sample.
+SAMPLED_PER_GROUP = """
+select {group} as grp, count(*) as sampled
+from {source}
+where {jobs_where}
+group by all
 """
 #: Completed jobs per compared group at most: past it, a fixed pseudo-random sample (by a hash of
 #: the event id) of about this many. A 95% interval of a mean is then within about 1% of the
@@ -205,11 +220,22 @@ def _values(
     per_group = counts.group_by("grp").agg(pl.col("completed").sum())
     # Groups so big that even the job sample holds MAX_JOBS of each draw from it: the same kind
     # of fixed pseudo-random sample, without reading every job of the range.
+    # Each group's sampled jobs are counted under the same conditions: a group the sample does
+    # not cover (days ingested before it) keeps every group on the jobs.
     source = "jobs"
     smallest = min(per_group.get_column("completed").to_list(), default=0)
     if smallest >= SAMPLE_RATE * MAX_JOBS:
         source, rate = job_source(lake, filters, int(per_group["completed"].sum()))
-        per_group = per_group.with_columns(pl.col("completed") // rate)
+    if source != "jobs":
+        sql = SAMPLED_PER_GROUP.format(group=group, source=source, jobs_where=jobs_where)
+        held = frame(lake, sql, [*group_params, *jobs_params, *extra_params])
+        covered = per_group.join(held, on="grp", how="left").with_columns(
+            pl.col("sampled").fill_null(0)
+        )
+        if (covered["sampled"] * rate >= SAMPLE_COVERAGE * covered["completed"]).all():
+            per_group = covered.select("grp", completed=pl.col("sampled"))
+        else:
+            source = "jobs"
     keep, shares = sample_shares(per_group, group, MAX_JOBS)
     jobs_sql = COMPARED_JOBS.format(
         group=group, match=match, jobs_where=jobs_where, keep=keep, scale=SAMPLE_SCALE,

@@ -175,7 +175,9 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
     Periods and moving averages as in `metric_series`; in a period where no job sent the score
     the value is null and jobs 0. sample_rate is 1 where every job counts; over a large range a
     custom score is averaged over the lake's job sample (`queries.base.job_source`), and its
-    sample_rate is 16 (jobs then counts sampled jobs, each standing for 16).
+    sample_rate is 16 (jobs then counts sampled jobs, each standing for 16). Its names are
+    those the sample holds: a custom score only a few dozen jobs of such a range sent may be
+    missing (finding it would mean reading every job's map, which the sample is there to avoid).
     """
     _check_grain(grain)
     where, params = filters.where("jobs")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from queries.base import Filters, column, frame, job_source, sample_source
+from queries import base
+from queries.base import Filters, column, frame, group_quantiles, job_source, sample_source
 from queries.overview import MS_PER_HOUR, attempts
 
 WORKFLOW_SUMMARY = """
@@ -47,19 +48,12 @@ select workflow_id, workflow_name, jobs, failures, failure_rate,
     tpf_quantiles[3] as p99_time_per_frame_ms,
     avg_gpu_time_ms, total_gpu_hours, avg_wall_time_ms, avg_vram_peak_mb, max_vram_peak_mb,
     avg_likeness, avg_face_confidence, avg_motion_quality, avg_boundary_ssim,
-    cast({rate} as bigint) as percentile_sample_rate
+    cast(1 as bigint) as percentile_sample_rate
 from ({summary})
 order by workflow_id
 """
 
 
-# Over a large range, the percentiles of time per frame from the job sample.
-SAMPLED_QUANTILES = """
-select workflow_id, quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99]) as tpf_quantiles
-from {source}
-where {where}
-group by workflow_id
-"""
 TPF_QUANTILES = "quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99])"
 
 
@@ -70,9 +64,9 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     include failed attempts; the time, VRAM and score statistics are over completed jobs (null
     for a workflow that only failed), nulls left out.
 
-    percentile_sample_rate: 1 where p50/p95/p99 are exact; over a large range they are
-    estimated on the lake's job sample (`queries.base.job_source`) and it is 16. Every other
-    column always counts every attempt.
+    percentile_sample_rate: 1 where p50/p95/p99 are exact; over a large range a workflow the job
+    sample holds enough of has them estimated on it (`queries.base.group_quantiles`), and it is
+    16. Every other column always counts every attempt.
     """
     sql, params = attempts(filters)
     where, jobs_params = filters.where("jobs")
@@ -80,16 +74,27 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     source, rate = job_source(lake, filters, jobs)
     quantiles = TPF_QUANTILES if rate == 1 else "cast(null as double[])"
     summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR, quantiles=quantiles)
-    if rate > 1:
-        source_where, source_params = filters.where(source)
-        sampled = SAMPLED_QUANTILES.format(source=source, where=source_where)
-        summary = (
-            f"select s.* exclude (tpf_quantiles), q.tpf_quantiles from ({summary}) s "
-            f"left join ({sampled}) q using (workflow_id)"
-        )
-        params = [*params, *source_params]
-    query = WORKFLOW_SUMMARY_COLUMNS.format(summary=summary, rate=rate)
-    return frame(lake, query, params)
+    rows = frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
+    if rate == 1:
+        return rows
+    with_jobs = rows.filter(pl.col("jobs") > 0).get_column("workflow_id").to_list()
+    found = group_quantiles(
+        lake,
+        filters,
+        "jobs",
+        source,
+        "workflow_id",
+        "time_per_frame_ms",
+        (0.5, 0.95, 0.99),
+        with_jobs,
+    ).rename({"grp": "workflow_id"})
+    picked = rows.join(found, on="workflow_id", how="left", maintain_order="left").with_columns(
+        p50_time_per_frame_ms=pl.col("quantiles").list.get(0),
+        p95_time_per_frame_ms=pl.col("quantiles").list.get(1),
+        p99_time_per_frame_ms=pl.col("quantiles").list.get(2),
+        percentile_sample_rate=pl.col("rate").fill_null(1),
+    )
+    return picked.select(rows.columns)
 
 
 WORKFLOW_JOBS = """
@@ -120,16 +125,14 @@ HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
 
 HISTOGRAM = """
 with measured as materialized (
-    select workflow_id, {metric} as x
-    from {source}
-    where {where} and {metric} is not null
+{measured}
 ),
 bounds as (
     select min(x) as lo, max(x) as hi
     from measured
 ),
 binned as (
-    select workflow_id,
+    select workflow_id, rate,
         case when hi > lo then least(floor((x - lo) * ? / (hi - lo)), ? - 1) else 0 end as bin,
         lo, hi
     from measured, bounds
@@ -138,10 +141,27 @@ select workflow_id,
     lo + bin * (hi - lo) / ? as bin_start,
     case when bin = ? - 1 then hi else lo + (bin + 1) * (hi - lo) / ? end as bin_end,
     count(*) as jobs,
-    cast({rate} as bigint) as sample_rate
+    cast(rate as bigint) as sample_rate
 from binned
-group by workflow_id, bin, lo, hi
+group by workflow_id, rate, bin, lo, hi
 order by workflow_id, bin_start
+"""
+# The values binned: every job's, or over a large range those of the job sample for the
+# workflows it holds enough of (bound as a list) and every job's of the others.
+MEASURED = """    select workflow_id, {metric} as x, 1 as rate
+    from jobs
+    where {where} and {metric} is not null{others}"""
+MEASURED_SAMPLE = """    select workflow_id, {metric} as x, {rate} as rate
+    from {source}
+    where {where} and {metric} is not null and list_contains(?::varchar[], workflow_id)
+    union all
+"""
+# Per workflow, the values of `metric` the sample holds.
+SAMPLED_VALUES = """
+select workflow_id, count({metric}) as n
+from {source}
+where {where}
+group by workflow_id
 """
 
 
@@ -152,19 +172,36 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
     bin holds its start, the last bin its end too. When every value is the same there is one
     bin, from that value to itself.
 
-    sample_rate: 1 where every job counts; over a large range the bins and counts are those of
-    the lake's job sample (`queries.base.job_source`) and it is 16: a counted job stands for 16.
+    sample_rate: 1 where every job counts; over a large range a workflow the job sample holds
+    MIN_GROUP_SAMPLE values of or more is counted on it (`queries.base.job_source`), and it is
+    16: a counted job stands for 16.
     """
     if metric not in HISTOGRAM_METRICS:
         raise ValueError(f"metric: must be one of {', '.join(HISTOGRAM_METRICS)}, got {metric!r}")
     if not isinstance(bins, int) or bins < 1:
         raise ValueError(f"bins: must be an integer >= 1, got {bins!r}")
+    value = column("jobs", metric)
     where, params = filters.where("jobs")
     jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", params).item()
     source, rate = job_source(lake, filters, jobs)
-    where, params = filters.where(source)
-    sql = HISTOGRAM.format(metric=column("jobs", metric), where=where, source=source, rate=rate)
-    return frame(lake, sql, [*params, bins, bins, bins, bins, bins])
+    measured = MEASURED.format(metric=value, where=where, others="")
+    measured_params = list(params)
+    if rate > 1:
+        source_where, source_params = filters.where(source)
+        sql = SAMPLED_VALUES.format(metric=value, source=source, where=source_where)
+        held = frame(lake, sql, source_params)
+        big = held.filter(pl.col("n") >= base.MIN_GROUP_SAMPLE).get_column("workflow_id").to_list()
+        if big:
+            measured = MEASURED_SAMPLE.format(
+                metric=value, rate=rate, source=source, where=source_where
+            ) + MEASURED.format(
+                metric=value,
+                where=where,
+                others=" and not list_contains(?::varchar[], workflow_id)",
+            )
+            measured_params = [*source_params, big, *params, big]
+    sql = HISTOGRAM.format(measured=measured)
+    return frame(lake, sql, [*measured_params, bins, bins, bins, bins, bins])
 
 
 GPU_TIME_DIMENSIONS = ("project_id", "character_id", "scene_type", "resolution_tier")
@@ -248,22 +285,14 @@ per_stage as (
         {quantiles} as quantiles
     from stages
     group by stage_name
-){sampled}
+)
 select stage_name, stages, total_ms, total_ms / nullif(sum(total_ms) over (), 0) as share,
-    avg_ms, {picked}[1] as p50_ms, {picked}[2] as p95_ms,
-    cast({rate} as bigint) as percentile_sample_rate
-from per_stage{join}
+    avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms,
+    cast(1 as bigint) as percentile_sample_rate
+from per_stage
 order by total_ms desc, stage_name
 """
 STAGE_QUANTILES = "quantile_cont(duration_ms, [0.5, 0.95])"
-# Over a large range, the stage percentiles from the sample's stages.
-SAMPLED_STAGE_QUANTILES = """,
-sampled as (
-    select stage_name, {quantiles} as quantiles
-    from {source}
-    where {stages}
-    group by stage_name
-)"""
 # Keeps the stages of the attempts that pass the filters job_stages lacks.
 STAGE_ATTEMPTS = """
  and event_id in (
@@ -281,44 +310,36 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
     Project, scene type and resolution tier live on the attempts: with such a filter the
     stages are matched to the attempts by event_id (only then: the join costs a scan).
 
-    percentile_sample_rate: 1 where p50 and p95 are exact; over a large range they are
-    estimated on the stages of the lake's job sample (`queries.base.sample_source`) and it is
-    16. Counts, totals, shares and averages always count every stage.
+    percentile_sample_rate: 1 where p50 and p95 are exact; over a large range a stage the stage
+    sample holds enough of has them estimated on it (`queries.base.group_quantiles`), and it is
+    16. Counts, totals, shares and averages always count every stage. With a filter the stages
+    lack (project, scene type, tier) every percentile is exact.
     """
     stages, params = filters.where("job_stages")
-    rows = frame(lake, f"select count(*) as n from job_stages where {stages}", params).item()
-    source, rate = sample_source(lake, filters, "job_stages", rows)
-    source_stages, source_params = filters.where(source)
+    source = "job_stages"
     if any(getattr(filters, name) for name in _ATTEMPT_ONLY_FILTERS):
         jobs, jobs_params = filters.where("jobs")
         failures, failure_params = filters.where("job_failures")
-        attempts = STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
-        stages += attempts
-        source_stages += attempts
+        stages += STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
         params += [*jobs_params, *failure_params]
-        source_params += [*jobs_params, *failure_params]
-    if rate == 1:
-        sql = STAGE_BREAKDOWN.format(
-            stages=stages,
-            quantiles=STAGE_QUANTILES,
-            sampled="",
-            join="",
-            picked="per_stage.quantiles",
-            rate=rate,
-        )
-        return frame(lake, sql, params)
-    sampled = SAMPLED_STAGE_QUANTILES.format(
-        source=source, stages=source_stages, quantiles=STAGE_QUANTILES
+    else:
+        rows = frame(lake, f"select count(*) as n from job_stages where {stages}", params).item()
+        source, _ = sample_source(lake, filters, "job_stages", rows)
+    if source == "job_stages":
+        return frame(lake, STAGE_BREAKDOWN.format(stages=stages, quantiles=STAGE_QUANTILES), params)
+    exact = frame(
+        lake, STAGE_BREAKDOWN.format(stages=stages, quantiles="cast(null as double[])"), params
     )
-    sql = STAGE_BREAKDOWN.format(
-        stages=stages,
-        quantiles="cast(null as double[])",
-        sampled=sampled,
-        join=" left join sampled using (stage_name)",
-        picked="sampled.quantiles",
-        rate=rate,
+    names = exact.get_column("stage_name").to_list()
+    found = group_quantiles(
+        lake, filters, "job_stages", source, "stage_name", "duration_ms", (0.5, 0.95), names
+    ).rename({"grp": "stage_name"})
+    picked = exact.join(found, on="stage_name", how="left", maintain_order="left").with_columns(
+        p50_ms=pl.col("quantiles").list.get(0),
+        p95_ms=pl.col("quantiles").list.get(1),
+        percentile_sample_rate=pl.col("rate").fill_null(1),
     )
-    return frame(lake, sql, [*params, *source_params])
+    return picked.select(exact.columns)
 
 
 #: Filter field -> the column its choices come from (the sidebar's project, workflow, worker,

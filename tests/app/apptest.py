@@ -65,6 +65,7 @@ def every_range_sampled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
     monkeypatch.setattr(base, "SAMPLE_COVERAGE", 0.0)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
     st.cache_data.clear()
     try:
         yield

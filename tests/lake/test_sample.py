@@ -7,6 +7,7 @@ import shutil
 import zlib
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -165,24 +166,34 @@ def test_correlations_and_scatter_over_the_sample(lake: Path, monkeypatch) -> No
     )
 
 
-def test_compare_draws_very_big_groups_from_the_sample(lake: Path, monkeypatch) -> None:
+def test_compare_draws_very_big_groups_from_the_sample(lake, tmp_path, monkeypatch) -> None:
     # Groups of 160 (06-01) and 320 jobs: with MAX_JOBS 10, both hold 16 x 10 or more.
     monkeypatch.setattr(compare, "MAX_JOBS", 10)
-    split = date(2025, 6, 2)
-    exact = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
-    likeness = exact.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
-    assert 5 <= likeness["n_a"] <= 15 and 5 <= likeness["n_b"] <= 15  # thinned from every job
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    read: list[str] = []
+    real_frame = compare.frame
+
+    def frame_spy(lake_: Path, sql: str, params: Any = ()) -> pl.DataFrame:
+        read.append(sql)
+        return real_frame(lake_, sql, params)
+
+    monkeypatch.setattr(compare, "frame", frame_spy)
+    split = date(2025, 6, 2)
     got = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
+    assert any("from jobs_sample" in sql and "job_hash" in sql for sql in read)
     likeness = got.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
-    # 06-01's sampled jobs: its 160 / 16 = 10 expected are not thinned, so all of them count.
-    before = [i for i in SAMPLED if int(i[3:]) % 3 == 0]
-    assert likeness["n_b"] == len(before)
-    expected = [e["quality_scores"]["likeness"] for e in EVENTS if e["event_id"] in before]
-    assert likeness["b"] == pytest.approx(sum(expected) / len(expected))
+    assert 0 < likeness["n_b"] <= len([i for i in SAMPLED if int(i[3:]) % 3 == 0])
     # Failure rates count every attempt, sample or not.
     rates = got.filter(pl.col("metric") == "failure_rate").row(0, named=True)
     assert (rates["n_a"], rates["n_b"]) == (320, 160)
+    # A group whose days the sample lacks (06-01's, here) keeps every group on the jobs.
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    shutil.rmtree(copy / "jobs_sample" / "date=2025-06-01")
+    read.clear()
+    compare.compare_periods(copy, Filters(), "wf-a", split, match_on=())
+    drawn = [sql for sql in read if "job_hash" in sql]
+    assert drawn and all("from jobs\n" in sql for sql in drawn)
 
 
 def _with_stages(n: int) -> dict:
@@ -216,6 +227,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 def test_percentiles_and_histograms_over_the_sample(staged: Path, monkeypatch) -> None:
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
     sampled = [e for e in STAGED if e["event_id"] in SAMPLED]
     summary = workflows.workflow_summary(staged, Filters()).row(0, named=True)
     tpf = [e["time_per_frame_ms"] for e in sampled]
@@ -247,6 +259,7 @@ def test_a_missing_stage_sample_keeps_the_percentiles_exact(staged, tmp_path, mo
     shutil.copytree(staged, copy)
     shutil.rmtree(copy / "job_stages_sample")
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
     stages = workflows.stage_breakdown(copy, Filters())
     assert stages.get_column("percentile_sample_rate").unique().to_list() == [1]
     row = stages.filter(pl.col("stage_name") == "sample").row(0, named=True)
@@ -270,3 +283,54 @@ def test_backfill_completes_a_day_whose_sample_is_partial(lake: Path, tmp_path: 
     assert sample.backfill(copy) == len(SAMPLED) - 1
     assert _ids(copy, "jobs_sample") == SAMPLED
     assert sample.backfill(copy) == 0
+
+
+def test_a_group_the_sample_holds_too_little_of_keeps_exact_percentiles(
+    staged: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # wf-a is big enough for the sample (MIN_GROUP_SAMPLE 10: it holds 32); wf-rare's 5 jobs
+    # are not in it at all, and keep exact percentiles, a histogram and a custom score trend.
+    unsampled = (
+        n for n in range(10_000, 10**6) if f"ev-{n:04d}" not in _sampled_ids([f"ev-{n:04d}"])
+    )
+    rare = [
+        _with_stages(next(unsampled))
+        | {"workflow_id": "wf-rare", "time_per_frame_ms": 900 + k, "quality_scores": {"rare": 0.5}}
+        for k in range(5)
+    ]
+    lake = tmp_path / "lake"
+    shutil.copytree(staged, lake)
+    write_events(lake, rare)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 10)
+    summary = workflows.workflow_summary(lake, Filters())
+    by_id = {r["workflow_id"]: r for r in summary.iter_rows(named=True)}
+    assert by_id["wf-a"]["percentile_sample_rate"] == 16
+    assert by_id["wf-rare"]["percentile_sample_rate"] == 1
+    assert by_id["wf-rare"]["p50_time_per_frame_ms"] == 902.0
+    assert by_id["wf-rare"]["p95_time_per_frame_ms"] == pytest.approx(
+        _quantile([900, 901, 902, 903, 904], 0.95)
+    )
+    spread = workflows.histogram(lake, Filters(), "time_per_frame_ms", bins=4)
+    rates = dict(spread.group_by("workflow_id").agg(pl.col("sample_rate").first()).rows())
+    assert rates == {"wf-a": 16, "wf-rare": 1}
+    assert spread.filter(pl.col("workflow_id") == "wf-rare").get_column("jobs").sum() == 5
+    # The stages of the rare jobs' attempts: too few in the stage sample, exact.
+    stages = workflows.stage_breakdown(lake, Filters())
+    assert set(stages.get_column("percentile_sample_rate")) == {16}  # wf-a's stages dominate
+
+
+def test_compare_checks_the_sample_of_each_compared_group(tmp_path: Path, monkeypatch) -> None:
+    # Versions v1, v2, v3 on three days; v1's day has no sample (yet). Over the two compared
+    # versions the sample looks complete when v3's day is counted in: each group is checked.
+    def job(n: int) -> dict:
+        day = 1 + n % 3
+        return _job(n) | {"occurred_at": f"2025-06-0{day}T10:00:00Z", "workflow_version": f"v{day}"}
+
+    lake = write_events(tmp_path / "lake", [job(n) for n in range(1200)])
+    shutil.rmtree(lake / "jobs_sample" / "date=2025-06-01")
+    monkeypatch.setattr(compare, "MAX_JOBS", 10)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    got = compare.compare_versions(lake, Filters(), "wf-a", "v1", "v2", match_on=())
+    likeness = got.filter(pl.col("metric") == "avg_likeness").row(0, named=True)
+    assert likeness["n_a"] > 0 and likeness["n_b"] > 0  # drawn from the jobs, not an empty sample
