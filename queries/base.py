@@ -196,6 +196,16 @@ def sample_source(lake: Path, filters: Filters, table: str, rows: int) -> tuple[
     return table, 1
 
 
+def day_source(lake: Path, filters: Filters, table: str) -> tuple[str, int]:
+    """`sample_source` of `table` over the filters' days alone: both counts come from the
+    files' footers (no scan), for a query whose per-group rule (MIN_GROUP_SAMPLE) keeps a small
+    workflow exact whatever the range holds."""
+    days = Filters(start=filters.start, end=filters.end)
+    where, params = days.where(table)
+    rows = frame(lake, f"select count(*) as n from {table} where {where}", params).item()
+    return sample_source(lake, days, table, rows)
+
+
 def job_source(lake: Path, filters: Filters, jobs: int) -> tuple[str, int]:
     """`sample_source` of the completed jobs: `jobs` is how many are within `filters`."""
     return sample_source(lake, filters, "jobs", jobs)

@@ -11,7 +11,15 @@ from pathlib import Path
 import polars as pl
 
 from queries import base
-from queries.base import Filters, column, frame, group_quantiles, job_source, sample_source
+from queries.base import (
+    Filters,
+    column,
+    day_source,
+    frame,
+    group_quantiles,
+    job_source,
+    sample_source,
+)
 from queries.overview import MS_PER_HOUR, attempts
 
 WORKFLOW_SUMMARY = """
@@ -170,7 +178,8 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
 
     All workflows share `bins` equal bins from the smallest to the largest value in range; a
     bin holds its start, the last bin its end too. When every value is the same there is one
-    bin, from that value to itself.
+    bin, from that value to itself. A page showing a few workflows passes them as the filters'
+    workflows: over a large range that spares reading every job.
 
     sample_rate: 1 where every job counts; over a large range a workflow the job sample holds
     MIN_GROUP_SAMPLE values of or more is counted on it (`queries.base.job_source`), and it is
@@ -182,8 +191,7 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
         raise ValueError(f"bins: must be an integer >= 1, got {bins!r}")
     value = column("jobs", metric)
     where, params = filters.where("jobs")
-    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", params).item()
-    source, rate = job_source(lake, filters, jobs)
+    source, rate = day_source(lake, filters, "jobs")
     measured = MEASURED.format(metric=value, where=where, others="")
     measured_params = list(params)
     if rate > 1:
@@ -191,15 +199,21 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
         sql = SAMPLED_VALUES.format(metric=value, source=source, where=source_where)
         held = frame(lake, sql, source_params)
         big = held.filter(pl.col("n") >= base.MIN_GROUP_SAMPLE).get_column("workflow_id").to_list()
+        # The jobs are read for the other workflows only when there may be any: with a list of
+        # workflows (the page's shown ones) that the sample holds enough of, not at all.
+        others = not filters.workflows or not set(filters.workflows) <= set(big)
         if big:
             measured = MEASURED_SAMPLE.format(
                 metric=value, rate=rate, source=source, where=source_where
-            ) + MEASURED.format(
-                metric=value,
-                where=where,
-                others=" and not list_contains(?::varchar[], workflow_id)",
-            )
-            measured_params = [*source_params, big, *params, big]
+            ).removesuffix("    union all\n" if not others else "")
+            measured_params = [*source_params, big]
+            if others:
+                measured += MEASURED.format(
+                    metric=value,
+                    where=where,
+                    others=" and not list_contains(?::varchar[], workflow_id)",
+                )
+                measured_params += [*params, big]
     sql = HISTOGRAM.format(measured=measured)
     return frame(lake, sql, [*measured_params, bins, bins, bins, bins, bins])
 

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,11 @@ def workflows_page(q: Query, lake: Path, f: Any) -> None:
     from queries import overview, workflows
 
     q(overview.has_attempts, lake, f)  # empty.has_jobs
-    q(workflows.workflow_summary, lake, f)
+    summary = q(workflows.workflow_summary, lake, f)
+    busiest = summary.sort(["jobs", "workflow_id"], descending=[True, False])
+    shown = replace(f, workflows=tuple(busiest.get_column("workflow_id").head(5)))
     for metric in ("time_per_frame_ms", "likeness"):
-        q(workflows.histogram, lake, f, metric, 30)
+        q(workflows.histogram, lake, shown, metric, 30)  # the page's shown workflows
     q(workflows.gpu_time_by_dimensions, lake, f)  # every tab of st.tabs, one scan
     q(workflows.stage_breakdown, lake, f)
 
