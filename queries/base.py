@@ -182,31 +182,38 @@ SAMPLE_FROM_ROWS = 200_000
 SAMPLE_COVERAGE = 0.9
 
 
-def sample_source(lake: Path, filters: Filters, table: str, rows: int) -> tuple[str, int]:
+def sample_source(
+    lake: Path, filters: Filters, table: str, rows: int | None = None
+) -> tuple[str, int]:
     """The table to read `table`'s rows from, and how many rows one row read stands for:
-    (its sample, SAMPLE_RATE) when `rows` (the rows of `table` within `filters`) reaches
-    SAMPLE_FROM_ROWS and the sample covers the range, else (`table`, 1)."""
+    (its sample, SAMPLE_RATE) when the rows of `table` within `filters` (`rows`, counted here
+    when not given) reach SAMPLE_FROM_ROWS and the sample covers the range, else (`table`, 1)."""
     sample = SAMPLES.get(table)
-    if sample is None or rows < SAMPLE_FROM_ROWS:
+    if sample is None:
         return table, 1
-    where, params = filters.where(sample.name)
-    held = frame(lake, f"select count(*) as n from {sample.name} where {where}", params).item()
-    if held * SAMPLE_RATE >= SAMPLE_COVERAGE * rows:
+    rows = _rows(lake, filters, table) if rows is None else rows
+    if rows < SAMPLE_FROM_ROWS:
+        return table, 1
+    if _rows(lake, filters, sample.name) * SAMPLE_RATE >= SAMPLE_COVERAGE * rows:
         return sample.name, SAMPLE_RATE
     return table, 1
+
+
+def _rows(lake: Path, filters: Filters, table: str) -> int:
+    """Rows of `table` within `filters` (from the files' footers where only days filter)."""
+    where, params = filters.where(table)
+    sql = f"select count(*) as n from {quoted(table, TABLES)} where {where}"
+    return int(frame(lake, sql, params).item())
 
 
 def day_source(lake: Path, filters: Filters, table: str) -> tuple[str, int]:
     """`sample_source` of `table` over the filters' days alone: both counts come from the
     files' footers (no scan), for a query whose per-group rule (MIN_GROUP_SAMPLE) keeps a small
     workflow exact whatever the range holds."""
-    days = Filters(start=filters.start, end=filters.end)
-    where, params = days.where(table)
-    rows = frame(lake, f"select count(*) as n from {table} where {where}", params).item()
-    return sample_source(lake, days, table, rows)
+    return sample_source(lake, Filters(start=filters.start, end=filters.end), table)
 
 
-def job_source(lake: Path, filters: Filters, jobs: int) -> tuple[str, int]:
+def job_source(lake: Path, filters: Filters, jobs: int | None = None) -> tuple[str, int]:
     """`sample_source` of the completed jobs: `jobs` is how many are within `filters`."""
     return sample_source(lake, filters, "jobs", jobs)
 

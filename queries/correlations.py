@@ -113,11 +113,6 @@ def _correlated(
             yield str(workflow), keys[i], scores[j], pearson_r, spearman_r, n
 
 
-SCATTER_JOBS = """
-select count(*) as jobs
-from jobs
-where {where}
-"""
 SCATTER = """
 select job_id, params_num[?] as param_value, quality_scores[?] as score_value
 from {source}
@@ -149,8 +144,7 @@ def scatter(
     where, params = filters.where("jobs")
     # The same source as `correlations` over the same filters, so the points are the jobs its
     # row of this workflow was computed on (before that one's own thinning).
-    jobs = frame(lake, SCATTER_JOBS.format(where=where), params).item()
-    source, _ = job_source(lake, filters, jobs)
+    source, _ = job_source(lake, filters)
     sample = SCATTER.format(where=where, source=source)
     return frame(
         lake,

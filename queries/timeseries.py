@@ -181,8 +181,7 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
     """
     _check_grain(grain)
     where, params = filters.where("jobs")
-    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", params).item()
-    source, rate = job_source(lake, filters, jobs)
+    source, rate = job_source(lake, filters)
     source_where, source_params = filters.where(source)
     query = QUALITY_TRENDS.format(
         jobs=where,

@@ -77,9 +77,7 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     16. Every other column always counts every attempt.
     """
     sql, params = attempts(filters)
-    where, jobs_params = filters.where("jobs")
-    jobs = frame(lake, f"select count(*) as jobs from jobs where {where}", jobs_params).item()
-    source, rate = job_source(lake, filters, jobs)
+    source, rate = job_source(lake, filters)
     quantiles = TPF_QUANTILES if rate == 1 else "cast(null as double[])"
     summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR, quantiles=quantiles)
     rows = frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
@@ -337,8 +335,7 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         stages += STAGE_ATTEMPTS.format(jobs=jobs, failures=failures)
         params += [*jobs_params, *failure_params]
     else:
-        rows = frame(lake, f"select count(*) as n from job_stages where {stages}", params).item()
-        source, _ = sample_source(lake, filters, "job_stages", rows)
+        source, _ = sample_source(lake, filters, "job_stages")
     if source == "job_stages":
         return frame(lake, STAGE_BREAKDOWN.format(stages=stages, quantiles=STAGE_QUANTILES), params)
     exact = frame(
