@@ -93,11 +93,20 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
         "time_per_frame_ms",
         (0.5, 0.95, 0.99),
         with_jobs,
-    ).rename({"grp": "workflow_id"})
-    picked = rows.join(found, on="workflow_id", how="left", maintain_order="left").with_columns(
-        p50_time_per_frame_ms=pl.col("quantiles").list.get(0),
-        p95_time_per_frame_ms=pl.col("quantiles").list.get(1),
-        p99_time_per_frame_ms=pl.col("quantiles").list.get(2),
+    )
+    columns = ["p50_time_per_frame_ms", "p95_time_per_frame_ms", "p99_time_per_frame_ms"]
+    return _with_quantiles(rows, found, "workflow_id", columns)
+
+
+def _with_quantiles(
+    rows: pl.DataFrame, found: pl.DataFrame, key: str, columns: list[str]
+) -> pl.DataFrame:
+    """`rows` with `columns` (one per quantile, in order) and percentile_sample_rate taken from
+    `found`, the `group_quantiles` of the groups in column `key`."""
+    picked = rows.join(
+        found.rename({"grp": key}), on=key, how="left", maintain_order="left"
+    ).with_columns(
+        *(pl.col("quantiles").list.get(i).alias(name) for i, name in enumerate(columns)),
         percentile_sample_rate=pl.col("rate").fill_null(1),
     )
     return picked.select(rows.columns)
@@ -159,9 +168,7 @@ MEASURED = """    select workflow_id, {metric} as x, 1 as rate
     where {where} and {metric} is not null{others}"""
 MEASURED_SAMPLE = """    select workflow_id, {metric} as x, {rate} as rate
     from {source}
-    where {where} and {metric} is not null and list_contains(?::varchar[], workflow_id)
-    union all
-"""
+    where {where} and {metric} is not null and list_contains(?::varchar[], workflow_id)"""
 # Per workflow, the values of `metric` the sample holds.
 SAMPLED_VALUES = """
 select workflow_id, count({metric}) as n
@@ -190,8 +197,7 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
     value = column("jobs", metric)
     where, params = filters.where("jobs")
     source, rate = day_source(lake, filters, "jobs")
-    measured = MEASURED.format(metric=value, where=where, others="")
-    measured_params = list(params)
+    parts, measured_params = [MEASURED.format(metric=value, where=where, others="")], list(params)
     if rate > 1:
         source_where, source_params = filters.where(source)
         sql = SAMPLED_VALUES.format(metric=value, source=source, where=source_where)
@@ -201,18 +207,15 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
         # workflows (the page's shown ones) that the sample holds enough of, not at all.
         others = not filters.workflows or not set(filters.workflows) <= set(big)
         if big:
-            measured = MEASURED_SAMPLE.format(
-                metric=value, rate=rate, source=source, where=source_where
-            ).removesuffix("    union all\n" if not others else "")
+            parts = [
+                MEASURED_SAMPLE.format(metric=value, rate=rate, source=source, where=source_where)
+            ]
             measured_params = [*source_params, big]
             if others:
-                measured += MEASURED.format(
-                    metric=value,
-                    where=where,
-                    others=" and not list_contains(?::varchar[], workflow_id)",
-                )
+                others_only = " and not list_contains(?::varchar[], workflow_id)"
+                parts.append(MEASURED.format(metric=value, where=where, others=others_only))
                 measured_params += [*params, big]
-    sql = HISTOGRAM.format(measured=measured)
+    sql = HISTOGRAM.format(measured="\n    union all\n".join(parts))
     return frame(lake, sql, [*measured_params, bins, bins, bins, bins, bins])
 
 
@@ -344,13 +347,8 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
     names = exact.get_column("stage_name").to_list()
     found = group_quantiles(
         lake, filters, "job_stages", source, "stage_name", "duration_ms", (0.5, 0.95), names
-    ).rename({"grp": "stage_name"})
-    picked = exact.join(found, on="stage_name", how="left", maintain_order="left").with_columns(
-        p50_ms=pl.col("quantiles").list.get(0),
-        p95_ms=pl.col("quantiles").list.get(1),
-        percentile_sample_rate=pl.col("rate").fill_null(1),
     )
-    return picked.select(exact.columns)
+    return _with_quantiles(exact, found, "stage_name", ["p50_ms", "p95_ms"])
 
 
 #: Filter field -> the column its choices come from (the sidebar's project, workflow, worker,
