@@ -49,7 +49,8 @@ def _summary(filters: Filters) -> pl.DataFrame:
     rate = max(summary.get_column("percentile_sample_rate").to_list(), default=1)
     sampled = (
         f" Over this large range p50, p95 and p99 are estimated on the lake's 1-in-{rate} job "
-        "sample; every other figure counts every attempt."
+        "sample where percentile_sample_rate says so (a workflow it holds too little of keeps "
+        "exact ones); every other figure counts every attempt."
         if rate > 1
         else ""
     )
@@ -84,7 +85,10 @@ def _histograms(filters: Filters, summary: pl.DataFrame) -> None:
                 continue
             rate = max(spread.get_column("sample_rate").to_list(), default=1)
             if rate > 1:
-                st.caption(f"Over this large range: the jobs of the lake's 1-in-{rate} sample.")
+                st.caption(
+                    f"Over this large range: the jobs of the lake's 1-in-{rate} sample, for the "
+                    "workflows whose sample_rate says so."
+                )
             charts.show(charts.histogram(spread, title))
             tables.download(spread, f"histogram_{metric}")
 
@@ -131,7 +135,7 @@ def _stages(filters: Filters) -> None:
     rate = max(stages.get_column("percentile_sample_rate").to_list(), default=1)
     sampled = (
         f" Over this large range p50 and p95 are estimated on the stages of the lake's "
-        f"1-in-{rate} job sample."
+        f"1-in-{rate} job sample, where percentile_sample_rate says so."
         if rate > 1
         else ""
     )

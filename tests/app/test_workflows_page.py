@@ -87,7 +87,10 @@ def test_a_large_range_says_what_the_samples_estimated(
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "p50, p95 and p99 are estimated on the lake's 1-in-16 job sample" in captions
-    assert "Over this large range: the jobs of the lake's 1-in-16 sample." in captions
+    assert (
+        "Over this large range: the jobs of the lake's 1-in-16 sample, for the workflows whose "
+        "sample_rate says so."
+    ) in captions
     assert "p50 and p95 are estimated on the stages of the lake's 1-in-16 job sample" in captions
     summary = at.dataframe[0].value
     assert set(summary["percentile_sample_rate"]) == {16}
