@@ -9,11 +9,11 @@ come from completed jobs only. Knows nothing of Streamlit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from queries.base import Filters, frame
+from queries.base import MIN_GROUP_SAMPLE, Filters, frame, job_source
+from queries.cells import MS_PER_HOUR, attempt_cells, attempts
 
 #: Metric id -> label, for `ranked_workflows`.
 METRICS: dict[str, str] = {
@@ -31,58 +31,62 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"time_per_frame_ms", "p95_time_per_frame_ms", "gpu_hours", "failure_rate", "vram_peak_mb"}
 )
 
-MS_PER_HOUR = 3.6e6
-
-ATTEMPTS = """
-select date, occurred_at, workflow_id, workflow_name, true as completed,
-    total_gpu_time_ms as gpu_time_ms, frame_count, time_per_frame_ms, total_wall_time_ms,
-    vram_peak_mb, likeness, face_confidence, motion_quality, boundary_ssim
-from jobs
-where {jobs}
-union all
-select date, occurred_at, workflow_id, workflow_name, false as completed,
-    total_gpu_time_ms as gpu_time_ms, null, null, null,
-    null, null, null, null, null
-from job_failures
-where {failures}
-"""
-
-
-def attempts(filters: Filters) -> tuple[str, list[Any]]:
-    """SQL of one row per completed or failed attempt in `filters`, and its parameters.
-
-    Columns: date, occurred_at, workflow_id, workflow_name, completed (bool), gpu_time_ms, and
-    the per-job measures, null for a failure (see the module docstring). DuckDB reads only the
-    columns a query uses, through the union.
-    """
-    jobs, jobs_params = filters.where("jobs")
-    failures, failure_params = filters.where("job_failures")
-    return ATTEMPTS.format(jobs=jobs, failures=failures), [*jobs_params, *failure_params]
-
-
 OVERVIEW_TOTALS = """
-with attempts as ({attempts})
+with cells as ({cells})
 select
     coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours,
-    count(*) filter (where completed) as jobs,
-    count(*) filter (where not completed) as failures,
-    cast(coalesce(sum(frame_count), 0) as bigint) as frames,
-    avg(time_per_frame_ms) as avg_time_per_frame_ms,
-    quantile_cont(time_per_frame_ms, 0.95) as p95_time_per_frame_ms,
-    max(vram_peak_mb) as peak_vram_mb,
-    count(*) filter (where completed) / nullif(count(*), 0) as success_rate
-from attempts
+    cast(coalesce(sum(attempts) filter (where completed), 0) as bigint) as jobs,
+    cast(coalesce(sum(attempts) filter (where not completed), 0) as bigint) as failures,
+    cast(coalesce(sum(frames), 0) as bigint) as frames,
+    sum(tpf_sum) / nullif(sum(tpf_n), 0) as avg_time_per_frame_ms,
+    max(vram_max) as peak_vram_mb,
+    sum(attempts) filter (where completed) / nullif(sum(attempts), 0) as success_rate
+from cells
+"""
+# The p95 of the time per frame over `{source}`: the jobs, or the job sample over a large range.
+P95 = """
+select quantile_cont(time_per_frame_ms, 0.95) as p95, count(time_per_frame_ms) as n
+from {source}
+where {where}
 """
 
 
 def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row: GPU hours (failed attempts' included), jobs, failures, frames, average and p95
-    time per frame, the highest peak VRAM of a job, and success rate = jobs / (jobs + failures).
+    time per frame, the highest peak VRAM of a job, success rate = jobs / (jobs + failures),
+    and percentile_sample_rate.
 
-    With nothing in range: zero counts and GPU hours, null averages and success rate.
+    With nothing in range: zero counts and GPU hours, null averages and success rate. The sums
+    come from the attempt cells (`queries.cells`); the p95 is exact (percentile_sample_rate 1)
+    unless the range is large enough for the job sample to hold MIN_GROUP_SAMPLE of its values
+    (then 16, `queries.base.job_source`).
     """
-    sql, params = attempts(filters)
-    return frame(lake, OVERVIEW_TOTALS.format(attempts=sql, ms_per_hour=MS_PER_HOUR), params)
+    sql, params = attempt_cells(lake, filters)
+    totals = frame(lake, OVERVIEW_TOTALS.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
+    p95, rate = _p95(lake, filters)
+    return totals.select(
+        "gpu_hours",
+        "jobs",
+        "failures",
+        "frames",
+        "avg_time_per_frame_ms",
+        pl.lit(p95, pl.Float64).alias("p95_time_per_frame_ms"),
+        "peak_vram_mb",
+        "success_rate",
+        pl.lit(rate, pl.Int64).alias("percentile_sample_rate"),
+    )
+
+
+def _p95(lake: Path, filters: Filters) -> tuple[float | None, int]:
+    """The p95 time per frame within `filters` and the sample rate it was read at."""
+    source, rate = job_source(lake, filters)
+    if rate > 1:
+        where, params = filters.where(source)
+        found = frame(lake, P95.format(source=source, where=where), params)
+        if found.item(0, "n") >= MIN_GROUP_SAMPLE:
+            return found.item(0, "p95"), rate
+    where, params = filters.where("jobs")
+    return frame(lake, P95.format(source="jobs", where=where), params).item(0, "p95"), 1
 
 
 HAS_ATTEMPTS = """
@@ -104,14 +108,14 @@ def has_attempts(lake: Path, filters: Filters) -> pl.DataFrame:
 
 
 DAILY_VOLUME = """
-with attempts as ({attempts})
+with cells as ({cells})
 select
     date,
-    count(*) filter (where completed) as jobs,
-    cast(coalesce(sum(frame_count), 0) as bigint) as frames,
-    count(*) filter (where not completed) as failures,
+    cast(coalesce(sum(attempts) filter (where completed), 0) as bigint) as jobs,
+    cast(coalesce(sum(frames), 0) as bigint) as frames,
+    cast(coalesce(sum(attempts) filter (where not completed), 0) as bigint) as failures,
     coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours
-from attempts
+from cells
 group by date
 order by date
 """
@@ -119,28 +123,30 @@ order by date
 
 def daily_volume(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per UTC day with any job or failure: jobs, frames, failures, GPU hours (failed
-    attempts' included). Days without either have no row."""
-    sql, params = attempts(filters)
-    return frame(lake, DAILY_VOLUME.format(attempts=sql, ms_per_hour=MS_PER_HOUR), params)
+    attempts' included). Days without either have no row. From the attempt cells."""
+    sql, params = attempt_cells(lake, filters)
+    return frame(lake, DAILY_VOLUME.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
 
 
-# The value of each ranking metric, per workflow, over `attempts`.
+# The value of each ranking metric per workflow, over the attempt cells (`queries.cells`); the
+# p95, which no sum gives, over the attempts themselves (RANK_P95).
 RANK_VALUES: dict[str, str] = {
-    "time_per_frame_ms": "avg(time_per_frame_ms)",
-    "p95_time_per_frame_ms": "quantile_cont(time_per_frame_ms, 0.95)",
+    "time_per_frame_ms": "sum(tpf_sum) / nullif(sum(tpf_n), 0)",
     "gpu_hours": f"coalesce(sum(gpu_time_ms), 0) / {MS_PER_HOUR}",
-    "jobs": "count(*) filter (where completed)",
-    "failure_rate": "count(*) filter (where not completed) / count(*)",
-    "likeness": "avg(likeness)",
-    "vram_peak_mb": "avg(vram_peak_mb)",
+    "jobs": "coalesce(sum(attempts) filter (where completed), 0)",
+    "failure_rate": "coalesce(sum(attempts) filter (where not completed), 0) / sum(attempts)",
+    "likeness": "sum(likeness_sum) / nullif(sum(likeness_n), 0)",
+    "vram_peak_mb": "sum(vram_sum) / nullif(sum(vram_n), 0)",
 }
+RANK_JOBS = "cast(coalesce(sum(attempts) filter (where completed), 0) as bigint)"
+RANK_P95 = "quantile_cont(time_per_frame_ms, 0.95)"
+RANK_P95_JOBS = "count(*) filter (where completed)"
 
 RANKED_WORKFLOWS = """
-with attempts as ({attempts}),
+with rows as ({rows}),
 per_workflow as (
-    select workflow_id, cast({value} as double) as value,
-        count(*) filter (where completed) as jobs
-    from attempts
+    select workflow_id, cast({value} as double) as value, {jobs} as jobs
+    from rows
     group by workflow_id
 ),
 ranked as (
@@ -168,11 +174,16 @@ def ranked_workflows(lake: Path, filters: Filters, metric: str, n: int = 5) -> p
     Equal values rank by workflow_id in both groups. A workflow without a value (no job with a
     likeness, say) is not ranked; with fewer than 2n workflows one can be in both groups.
     """
-    if metric not in RANK_VALUES:
+    if metric not in METRICS:
         raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n}")
     best, worst = ("asc", "desc") if metric in LOWER_IS_BETTER else ("desc", "asc")
-    sql, params = attempts(filters)
-    query = RANKED_WORKFLOWS.format(attempts=sql, value=RANK_VALUES[metric], best=best, worst=worst)
+    if metric == "p95_time_per_frame_ms":
+        sql, params = attempts(filters)
+        value, jobs = RANK_P95, RANK_P95_JOBS
+    else:
+        sql, params = attempt_cells(lake, filters)
+        value, jobs = RANK_VALUES[metric], RANK_JOBS
+    query = RANKED_WORKFLOWS.format(rows=sql, value=value, jobs=jobs, best=best, worst=worst)
     return frame(lake, query, [*params, n, n])

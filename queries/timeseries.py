@@ -14,7 +14,7 @@ import polars as pl
 
 from lake.tables import STANDARD_SCORES
 from queries.base import Filters, frame, job_source
-from queries.overview import MS_PER_HOUR, attempts
+from queries.cells import MS_PER_HOUR, attempt_cells, attempts
 
 #: Metric id -> label, for `metric_series`.
 METRICS: dict[str, str] = {
@@ -38,21 +38,19 @@ GRAINS = ("day", "week", "month")
 # (a week's or month's value already smooths its days).
 MOVING_PERIODS = {"day": 7, "week": 3, "month": 3}
 
-# The value of each metric over a period's `attempts`.
+# The value of each metric over a period's attempt cells (`queries.cells`); the p95, which no
+# sum gives, over its attempts themselves (`P95_METRIC`).
 VALUES: dict[str, str] = {
-    "jobs": "count(*) filter (where completed)",
-    "frames": "coalesce(sum(frame_count), 0)",
+    "jobs": "coalesce(sum(attempts) filter (where completed), 0)",
+    "frames": "coalesce(sum(frames), 0)",
     "gpu_hours": f"coalesce(sum(gpu_time_ms), 0) / {MS_PER_HOUR}",
-    "failures": "count(*) filter (where not completed)",
-    "failure_rate": "count(*) filter (where not completed) / count(*)",
-    "avg_time_per_frame_ms": "avg(time_per_frame_ms)",
+    "failures": "coalesce(sum(attempts) filter (where not completed), 0)",
+    "failure_rate": "coalesce(sum(attempts) filter (where not completed), 0) / sum(attempts)",
+    "avg_time_per_frame_ms": "sum(tpf_sum) / nullif(sum(tpf_n), 0)",
     "p95_time_per_frame_ms": "quantile_cont(time_per_frame_ms, 0.95)",
-    "avg_vram_peak_mb": "avg(vram_peak_mb)",
-    "avg_likeness": "avg(likeness)",
-    "avg_face_confidence": "avg(face_confidence)",
-    "avg_motion_quality": "avg(motion_quality)",
-    "avg_boundary_ssim": "avg(boundary_ssim)",
-}
+    "avg_vram_peak_mb": "sum(vram_sum) / nullif(sum(vram_n), 0)",
+} | {f"avg_{s}": f"sum({s}_sum) / nullif(sum({s}_n), 0)" for s in STANDARD_SCORES}
+P95_METRIC = "p95_time_per_frame_ms"
 #: Metrics that are 0 in a period without data; the others (averages, rates) are null there.
 COUNTS = frozenset({"jobs", "frames", "gpu_hours", "failures"})
 
@@ -72,10 +70,10 @@ periods as (
 )"""
 
 METRIC_SERIES = """
-with attempts as ({attempts}),
+with rows as ({rows}),
 per_period as (
     select cast(date_trunc('{grain}', date) as date) as period, cast({value} as double) as value
-    from attempts
+    from rows
     group by period
 ),
 {periods}
@@ -106,9 +104,9 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
     if metric not in VALUES:
         raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
     _check_grain(grain)
-    sql, params = attempts(filters)
+    sql, params = attempts(filters) if metric == P95_METRIC else attempt_cells(lake, filters)
     query = METRIC_SERIES.format(
-        attempts=sql,
+        rows=sql,
         grain=grain,
         value=VALUES[metric],
         periods=PERIODS.format(grain=grain),
@@ -118,14 +116,14 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
     return frame(lake, query, [*params, filters.start, filters.end])
 
 
-# The standard scores come from their typed columns of every job (one aggregate each, unpivoted
-# after grouping); the custom ones from the score maps of `{source}`: jobs, or over a large range
+# The standard scores come from their sums and counts in the attempt cells (`queries.cells`; one
+# aggregate each, unpivoted after grouping); the custom ones from the score maps of `{source}`: jobs, or over a large range
 # the job sample (`queries.base.job_source`), since reading every job's map costs seconds a year.
 QUALITY_TRENDS = """
-with standard_wide as (
+with cells as ({cells}),
+standard_wide as (
     select cast(date_trunc('{grain}', date) as date) as period, {standard_values}
-    from jobs
-    where {jobs}
+    from cells
     group by period
 ),
 custom as (
@@ -180,14 +178,16 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
     missing (finding it would mean reading every job's map, which the sample is there to avoid).
     """
     _check_grain(grain)
-    where, params = filters.where("jobs")
+    cells, params = attempt_cells(lake, filters)
     source, rate = job_source(lake, filters)
     source_where, source_params = filters.where(source)
     query = QUALITY_TRENDS.format(
-        jobs=where,
+        cells=cells,
         grain=grain,
         standard_values=", ".join(
-            f'avg({s}) as "v:{s}", count({s}) as "n:{s}"' for s in STANDARD_SCORES
+            f'sum({s}_sum) / nullif(sum({s}_n), 0) as "v:{s}", '
+            f'cast(coalesce(sum({s}_n), 0) as bigint) as "n:{s}"'
+            for s in STANDARD_SCORES
         ),
         standard_rows="\n    union all\n".join(
             STANDARD_ROW.format(score=s) for s in STANDARD_SCORES

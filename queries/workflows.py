@@ -20,49 +20,57 @@ from queries.base import (
     job_source,
     sample_source,
 )
-from queries.overview import MS_PER_HOUR, attempts
+from queries.cells import MS_PER_HOUR, attempt_cells
 
 WORKFLOW_SUMMARY = """
-with attempts as ({attempts})
+with cells as ({cells})
 select
     workflow_id,
-    arg_max(workflow_name, occurred_at) filter (where workflow_name is not null)
-        as workflow_name,
-    count(*) filter (where completed) as jobs,
-    count(*) filter (where not completed) as failures,
-    count(*) filter (where not completed) / count(*) as failure_rate,
-    avg(time_per_frame_ms) as avg_time_per_frame_ms,
-    min(time_per_frame_ms) as min_time_per_frame_ms,
-    max(time_per_frame_ms) as max_time_per_frame_ms,
-    {quantiles} as tpf_quantiles,
-    avg(gpu_time_ms) filter (where completed) as avg_gpu_time_ms,
+    arg_max(workflow_name, named_at) filter (where workflow_name is not null) as workflow_name,
+    cast(coalesce(sum(attempts) filter (where completed), 0) as bigint) as jobs,
+    cast(coalesce(sum(attempts) filter (where not completed), 0) as bigint) as failures,
+    coalesce(sum(attempts) filter (where not completed), 0) / sum(attempts) as failure_rate,
+    sum(tpf_sum) / nullif(sum(tpf_n), 0) as avg_time_per_frame_ms,
+    min(tpf_min) as min_time_per_frame_ms,
+    max(tpf_max) as max_time_per_frame_ms,
+    sum(gpu_time_ms) filter (where completed)
+        / nullif(sum(gpu_time_n) filter (where completed), 0) as avg_gpu_time_ms,
     coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as total_gpu_hours,
-    avg(total_wall_time_ms) as avg_wall_time_ms,
-    avg(vram_peak_mb) as avg_vram_peak_mb,
-    max(vram_peak_mb) as max_vram_peak_mb,
-    avg(likeness) as avg_likeness,
-    avg(face_confidence) as avg_face_confidence,
-    avg(motion_quality) as avg_motion_quality,
-    avg(boundary_ssim) as avg_boundary_ssim
-from attempts
+    sum(wall_sum) / nullif(sum(wall_n), 0) as avg_wall_time_ms,
+    sum(vram_sum) / nullif(sum(vram_n), 0) as avg_vram_peak_mb,
+    max(vram_max) as max_vram_peak_mb,
+    sum(likeness_sum) / nullif(sum(likeness_n), 0) as avg_likeness,
+    sum(face_confidence_sum) / nullif(sum(face_confidence_n), 0) as avg_face_confidence,
+    sum(motion_quality_sum) / nullif(sum(motion_quality_n), 0) as avg_motion_quality,
+    sum(boundary_ssim_sum) / nullif(sum(boundary_ssim_n), 0) as avg_boundary_ssim
+from cells
 group by workflow_id
-"""
-# One sort gives the three quantiles; the list is unpacked outside the aggregate.
-WORKFLOW_SUMMARY_COLUMNS = """
-select workflow_id, workflow_name, jobs, failures, failure_rate,
-    avg_time_per_frame_ms, min_time_per_frame_ms, max_time_per_frame_ms,
-    tpf_quantiles[1] as p50_time_per_frame_ms,
-    tpf_quantiles[2] as p95_time_per_frame_ms,
-    tpf_quantiles[3] as p99_time_per_frame_ms,
-    avg_gpu_time_ms, total_gpu_hours, avg_wall_time_ms, avg_vram_peak_mb, max_vram_peak_mb,
-    avg_likeness, avg_face_confidence, avg_motion_quality, avg_boundary_ssim,
-    cast(1 as bigint) as percentile_sample_rate
-from ({summary})
 order by workflow_id
 """
-
-
-TPF_QUANTILES = "quantile_cont(time_per_frame_ms, [0.5, 0.95, 0.99])"
+WORKFLOW_SUMMARY_COLUMNS = [
+    "workflow_id",
+    "workflow_name",
+    "jobs",
+    "failures",
+    "failure_rate",
+    "avg_time_per_frame_ms",
+    "min_time_per_frame_ms",
+    "max_time_per_frame_ms",
+    "p50_time_per_frame_ms",
+    "p95_time_per_frame_ms",
+    "p99_time_per_frame_ms",
+    "avg_gpu_time_ms",
+    "total_gpu_hours",
+    "avg_wall_time_ms",
+    "avg_vram_peak_mb",
+    "max_vram_peak_mb",
+    "avg_likeness",
+    "avg_face_confidence",
+    "avg_motion_quality",
+    "avg_boundary_ssim",
+    "percentile_sample_rate",
+]
+PERCENTILES = ["p50_time_per_frame_ms", "p95_time_per_frame_ms", "p99_time_per_frame_ms"]
 
 
 def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
@@ -70,19 +78,16 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
 
     The name is the latest one sent. failure_rate = failures / (jobs + failures); GPU hours
     include failed attempts; the time, VRAM and score statistics are over completed jobs (null
-    for a workflow that only failed), nulls left out.
+    for a workflow that only failed), nulls left out. All but the percentiles are added up from
+    the attempt cells (`queries.cells`).
 
     percentile_sample_rate: 1 where p50/p95/p99 are exact; over a large range a workflow the job
     sample holds enough of has them estimated on it (`queries.base.group_quantiles`), and it is
     16. Every other column always counts every attempt.
     """
-    sql, params = attempts(filters)
-    source, rate = job_source(lake, filters)
-    quantiles = TPF_QUANTILES if rate == 1 else "cast(null as double[])"
-    summary = WORKFLOW_SUMMARY.format(attempts=sql, ms_per_hour=MS_PER_HOUR, quantiles=quantiles)
-    rows = frame(lake, WORKFLOW_SUMMARY_COLUMNS.format(summary=summary), params)
-    if rate == 1:
-        return rows
+    sql, params = attempt_cells(lake, filters)
+    rows = frame(lake, WORKFLOW_SUMMARY.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
+    source, _ = job_source(lake, filters)
     with_jobs = rows.filter(pl.col("jobs") > 0).get_column("workflow_id").to_list()
     found = group_quantiles(
         lake,
@@ -94,8 +99,9 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
         (0.5, 0.95, 0.99),
         with_jobs,
     )
-    columns = ["p50_time_per_frame_ms", "p95_time_per_frame_ms", "p99_time_per_frame_ms"]
-    return _with_quantiles(rows, found, "workflow_id", columns)
+    placeholders = [pl.lit(None, pl.Float64).alias(c) for c in PERCENTILES]
+    rows = rows.with_columns(*placeholders, percentile_sample_rate=pl.lit(1, pl.Int64))
+    return _with_quantiles(rows, found, "workflow_id", PERCENTILES).select(WORKFLOW_SUMMARY_COLUMNS)
 
 
 def _with_quantiles(
@@ -113,14 +119,11 @@ def _with_quantiles(
 
 
 WORKFLOW_JOBS = """
+with cells as ({cells})
 select workflow_id,
-    count(*) filter (where completed) as jobs,
-    count(*) filter (where not completed) as failures
-from (
-    select workflow_id, true as completed from jobs where {jobs}
-    union all
-    select workflow_id, false as completed from job_failures where {failures}
-)
+    cast(coalesce(sum(attempts) filter (where completed), 0) as bigint) as jobs,
+    cast(coalesce(sum(attempts) filter (where not completed), 0) as bigint) as failures
+from cells
 group by workflow_id
 order by jobs desc, failures desc, workflow_id
 """
@@ -128,12 +131,10 @@ order by jobs desc, failures desc, workflow_id
 
 def workflow_jobs(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per workflow with a completed or failed attempt in range: workflow_id, jobs,
-    failures; busiest first (most jobs, then most failures, then by id). Two one-column scans,
-    for pickers that need no statistics."""
-    jobs, jobs_params = filters.where("jobs")
-    failures, failure_params = filters.where("job_failures")
-    sql = WORKFLOW_JOBS.format(jobs=jobs, failures=failures)
-    return frame(lake, sql, [*jobs_params, *failure_params])
+    failures; busiest first (most jobs, then most failures, then by id). From the attempt
+    cells, for pickers that need no statistics."""
+    sql, params = attempt_cells(lake, filters)
+    return frame(lake, WORKFLOW_JOBS.format(cells=sql), params)
 
 
 HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")

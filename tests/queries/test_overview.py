@@ -25,6 +25,7 @@ TOTALS_SCHEMA = pl.Schema(
         "p95_time_per_frame_ms": pl.Float64(),
         "peak_vram_mb": pl.Int64(),
         "success_rate": pl.Float64(),
+        "percentile_sample_rate": pl.Int64(),
     }
 )
 
@@ -47,13 +48,13 @@ def test_totals_count_failed_gpu_time_but_not_failed_vram(farm: Path) -> None:
 def test_totals_honour_dimension_filters(farm: Path) -> None:
     # p2 on 1080p: j3 and f2.
     got = overview.overview_totals(farm, Filters(projects=("p2",), resolution_tiers=("1080p",)))
-    assert got.rows() == [(0.25, 1, 1, 300, 3000.0, 3000.0, None, 0.5)]
+    assert got.rows() == [(0.25, 1, 1, 300, 3000.0, 3000.0, None, 0.5, 1)]
 
 
 @pytest.mark.parametrize("filters", [NOTHING_MATCHES, NO_DAYS], ids=["no-match", "no-days"])
 def test_totals_of_nothing_are_zero_and_null(farm: Path, filters: Filters) -> None:
     got = overview.overview_totals(farm, filters)
-    assert got.rows() == [(0.0, 0, 0, 0, None, None, None, None)]
+    assert got.rows() == [(0.0, 0, 0, 0, None, None, None, None, 1)]
     assert got.schema == TOTALS_SCHEMA
 
 
@@ -232,7 +233,7 @@ def test_ranked_workflows_of_nothing_is_empty(farm: Path, filters: Filters) -> N
 
 def test_a_lake_without_data_gives_typed_results(bare_lake: Path) -> None:
     assert overview.overview_totals(bare_lake, ALL).rows() == [
-        (0.0, 0, 0, 0, None, None, None, None)
+        (0.0, 0, 0, 0, None, None, None, None, 1)
     ]
     assert overview.has_attempts(bare_lake, ALL).rows() == [(False,)]
     assert overview.daily_volume(bare_lake, ALL).is_empty()

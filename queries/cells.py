@@ -1,0 +1,159 @@
+"""Attempt cells: completed and failed attempts added up per day, workflow, project, scene type,
+resolution tier and outcome, with the counts, sums, minima and maxima the views are made of.
+
+The Overview, the workflow summary, the pickers and the metric series read these cells instead
+of the attempts: a day of tens of thousands of jobs is a few hundred cells, so a year of 10M jobs
+is read in milliseconds, with the same figures (a sum of sums is the sum; an average is a sum
+of sums over a sum of counts). A past day's cells are cached in the lake (`lake.rollup`) the
+first time a query needs them, and recomputed when its files change; today's, and any day the
+cache cannot be written for, are computed from its attempts by the same SQL within the query.
+A worker filter is not a dimension of the cells: the cells are then computed from the attempts
+the filter keeps. Percentiles are not sums: the views take them from the attempts or the job
+sample as before. Nothing here knows a page or Streamlit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from lake import rollup
+from lake.tables import STANDARD_SCORES
+from queries.base import FILTER_COLUMNS, Filters, frame
+
+MS_PER_HOUR = 3.6e6
+
+ATTEMPTS = """
+select date, occurred_at, workflow_id, workflow_name, project_id, scene_type, resolution_tier,
+    true as completed,
+    total_gpu_time_ms as gpu_time_ms, frame_count, time_per_frame_ms, total_wall_time_ms,
+    vram_peak_mb, likeness, face_confidence, motion_quality, boundary_ssim
+from jobs
+where {jobs}
+union all
+select date, occurred_at, workflow_id, workflow_name, project_id, scene_type, resolution_tier,
+    false as completed,
+    total_gpu_time_ms as gpu_time_ms, null, null, null,
+    null, null, null, null, null
+from job_failures
+where {failures}
+"""
+
+
+def attempts(filters: Filters) -> tuple[str, list[Any]]:
+    """SQL of one row per completed or failed attempt in `filters`, and its parameters.
+
+    Columns: date, occurred_at, workflow_id, workflow_name, the other DIMENSIONS, completed
+    (bool), gpu_time_ms, and the per-job measures, null for a failure (the counting rules of
+    `queries.overview`). DuckDB reads only the columns a query uses, through the union.
+    """
+    jobs, jobs_params = filters.where("jobs")
+    failures, failure_params = filters.where("job_failures")
+    return ATTEMPTS.format(jobs=jobs, failures=failures), [*jobs_params, *failure_params]
+
+
+ROLLUP = rollup.Rollup("attempt_cells", ("jobs", "job_failures"))
+#: The cells' dimensions besides date and outcome, and the filters they can apply.
+DIMENSIONS = ("workflow_id", "project_id", "scene_type", "resolution_tier")
+CELL_FILTERS = {f: c for f, c in FILTER_COLUMNS.items() if c in DIMENSIONS}
+
+# One row per cell. `named_at` is when the cell's latest workflow name was sent, so the latest
+# name over many cells is arg_max(workflow_name, named_at). A per-job measure's sum goes with
+# the count of its values (`_n`): its average is sum(x_sum) / sum(x_n), nulls left out.
+CELLS = """
+select date, {dimensions}, completed,
+    count(*) as attempts,
+    max(occurred_at) filter (where workflow_name is not null) as named_at,
+    arg_max(workflow_name, occurred_at) filter (where workflow_name is not null)
+        as workflow_name,
+    cast(sum(gpu_time_ms) as bigint) as gpu_time_ms,
+    count(gpu_time_ms) as gpu_time_n,
+    cast(sum(frame_count) as bigint) as frames,
+    sum(time_per_frame_ms) as tpf_sum,
+    count(time_per_frame_ms) as tpf_n,
+    min(time_per_frame_ms) as tpf_min,
+    max(time_per_frame_ms) as tpf_max,
+    cast(sum(total_wall_time_ms) as bigint) as wall_sum,
+    count(total_wall_time_ms) as wall_n,
+    cast(sum(vram_peak_mb) as bigint) as vram_sum,
+    count(vram_peak_mb) as vram_n,
+    max(vram_peak_mb) as vram_max,
+    {scores}
+from ({attempts})
+where {days}
+group by date, {dimensions}, completed
+"""
+CACHED = """
+select *
+from {files}
+where {where}
+"""
+
+
+def _cells_sql(attempts_sql: str, days: str) -> str:
+    scores = ",\n    ".join(f"sum({s}) as {s}_sum, count({s}) as {s}_n" for s in STANDARD_SCORES)
+    return CELLS.format(
+        dimensions=", ".join(DIMENSIONS), scores=scores, attempts=attempts_sql, days=days
+    )
+
+
+def attempt_cells(lake: Path, filters: Filters) -> tuple[str, list[Any]]:
+    """SQL of the attempt cells within `filters` (a relation to select from), and its
+    parameters. Columns: date, the DIMENSIONS, completed, attempts, named_at, workflow_name,
+    then per measure its sum and count (or minimum and maximum) as in CELLS."""
+    sql, params = attempts(filters)
+    if filters.workers:
+        return _cells_sql(sql, "true"), params
+    found = rollup.state(lake, ROLLUP, filters.start, filters.end)
+    current, stale = dict(found.current), dict(found.stale)
+    today = datetime.now(UTC).date()
+    settled = sorted(d for d in stale if d < today)
+    if settled and rollup.writable(lake):
+        current |= _cache(lake, {d: stale.pop(d) for d in settled})
+    parts: list[str] = []
+    out: list[Any] = []
+    if current:
+        where, where_params = _where(filters)
+        parts.append(CACHED.format(files=rollup.scan_sql(list(current.values())), where=where))
+        out += where_params
+    if stale or not parts:
+        # Only the uncached days' files are read (their span, then the days themselves).
+        span = replace(
+            filters, start=min(stale, default=filters.start), end=max(stale, default=filters.end)
+        )
+        sql, params = attempts(span)
+        parts.append(_cells_sql(sql, "list_contains(?::date[], date)"))
+        out += [*params, sorted(stale)]
+    return "\nunion all by name\n".join(f"({p})" for p in parts), out
+
+
+def _cache(lake: Path, days: dict[date, str]) -> dict[date, Path]:
+    """Compute the cells of `days` (one query) and cache each day's; the files stored."""
+    sql, params = attempts(Filters(start=min(days), end=max(days)))
+    cells = frame(lake, _cells_sql(sql, "list_contains(?::date[], date)"), [*params, sorted(days)])
+    stored = {}
+    for day, sig in days.items():
+        rows = cells.filter(pl.col("date") == day).to_arrow()
+        if (path := rollup.store(lake, ROLLUP, day, sig, rows)) is not None:
+            stored[day] = path
+    return stored
+
+
+def _where(filters: Filters) -> tuple[str, list[Any]]:
+    """The filters as a condition on the cells' columns (all but a worker filter apply)."""
+    clauses, params = [], []
+    if filters.start is not None:
+        clauses.append("date >= ?")
+        params.append(filters.start)
+    if filters.end is not None:
+        clauses.append("date <= ?")
+        params.append(filters.end)
+    for name, col in CELL_FILTERS.items():
+        if values := getattr(filters, name):
+            clauses.append(f"{col} in ({', '.join('?' * len(values))})")
+            params.extend(values)
+    return " and ".join(clauses) or "true", params
