@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,14 +26,24 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lake.layout import PARQUET, data_files, partition_days, partition_dir
 from lake.writer import WriteError, write_parquet
 
 log = logging.getLogger(__name__)
 
+_DAY = "date="
+
 #: A superseded rollup file is removed once it is this old (a query reading it is long done).
 SUPERSEDED_GRACE_S = 600.0
+#: Rollup files kept read in memory (a few hundred rows each; two years of days, two rollups).
+MAX_CACHED_FILES = 2048
+
+_lock = threading.Lock()
+_tables: dict[Path, pa.Table] = {}
+#: The last table `load` gave, with its files: a page's queries ask for the same range.
+_loaded: list = []
 
 
 @dataclass(frozen=True)
@@ -59,14 +70,23 @@ def rollup_dir(lake: Path, rollup: Rollup, day: date) -> Path:
 def signature(lake: Path, rollup: Rollup, day: date) -> str:
     """The day's signature: a digest of its source files' names, sizes and modification times
     (empty when none of the tables has a file that day)."""
+    return _signature(str(lake), rollup, f"{_DAY}{day.isoformat()}")
+
+
+def _signature(lake: str, rollup: Rollup, folder: str) -> str:
+    # Plain strings and scandir: `state` runs this for every day of a range on every query.
     parts = []
     for table in rollup.tables:
-        for path in data_files(partition_dir(lake, table, day)):
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # swapped away since the listing: the day is changing
-                return f"changing-{time.time_ns()}"
-            parts.append(f"{table}/{path.name}:{st.st_size}:{st.st_mtime_ns}")
+        try:
+            with os.scandir(os.path.join(lake, table, folder)) as entries:
+                files = sorted(
+                    (e.name, e.stat())
+                    for e in entries
+                    if e.name.endswith(PARQUET) and not e.name.startswith(".")
+                )
+        except FileNotFoundError:
+            continue
+        parts += [f"{table}/{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in files]
     if not parts:
         return ""
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
@@ -77,15 +97,20 @@ def state(lake: Path, rollup: Rollup, start: date | None, end: date | None) -> R
     days = sorted({d for t in rollup.tables for d in partition_days(lake, t)})
     current: dict[date, Path] = {}
     stale: dict[date, str] = {}
+    root = str(rollup_dir(lake, rollup, date.min).parent)
     for day in days:
         if (start is not None and day < start) or (end is not None and day > end):
             continue
-        sig = signature(lake, rollup, day)
+        folder = f"{_DAY}{day.isoformat()}"
+        try:
+            sig = _signature(str(lake), rollup, folder)
+        except FileNotFoundError:  # a file swapped away since the listing: the day is changing
+            sig = f"changing-{time.time_ns()}"
         if not sig:
             continue
-        path = rollup_dir(lake, rollup, day) / f"{sig}{PARQUET}"
-        if path.exists():
-            current[day] = path
+        path = os.path.join(root, folder, f"{sig}{PARQUET}")
+        if os.path.exists(path):
+            current[day] = Path(path)
         else:
             stale[day] = sig
     return RollupState(current, stale)
@@ -119,10 +144,23 @@ def _prune(folder: Path, keep: str) -> None:
             continue
 
 
-def scan_sql(files: Sequence[Path]) -> str:
-    """A SQL relation over rollup files (their rows, each with its `date` column)."""
-    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    return f"read_parquet([{listed}], union_by_name = true)"
+def load(files: Sequence[Path]) -> pa.Table:
+    """The rows of these rollup files as one table, the same file read once per process (a
+    file's content never changes: a new one comes under a new name)."""
+    with _lock:
+        key = tuple(files)
+        if _loaded and _loaded[0] == key:
+            return _loaded[1]
+        missing = [f for f in files if f not in _tables]
+    read = {f: pq.read_table(f) for f in missing}
+    with _lock:
+        _tables.update(read)
+        while len(_tables) > MAX_CACHED_FILES:
+            _tables.pop(next(iter(_tables)))
+        parts = [_tables.get(f) or pq.read_table(f) for f in files]
+        table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+        _loaded[:] = [key, table]
+        return table
 
 
 def writable(lake: Path) -> bool:

@@ -14,12 +14,13 @@ sample as before. Nothing here knows a page or Streamlit.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from lake import rollup
 from lake.tables import STANDARD_SCORES
@@ -89,9 +90,19 @@ group by date, {dimensions}, completed
 """
 CACHED = """
 select *
-from {files}
+from cached_cells
 where {where}
 """
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The attempt cells of a range as a relation: `sql` selects them with `params`, reading
+    the cached days from `tables` (pass all three to `queries.base.frame`)."""
+
+    sql: str
+    params: list[Any]
+    tables: dict[str, pa.Table]
 
 
 def _cells_sql(attempts_sql: str, days: str) -> str:
@@ -101,13 +112,12 @@ def _cells_sql(attempts_sql: str, days: str) -> str:
     )
 
 
-def attempt_cells(lake: Path, filters: Filters) -> tuple[str, list[Any]]:
-    """SQL of the attempt cells within `filters` (a relation to select from), and its
-    parameters. Columns: date, the DIMENSIONS, completed, attempts, named_at, workflow_name,
+def attempt_cells(lake: Path, filters: Filters) -> Cells:
+    """The attempt cells within `filters`. Columns: date, the DIMENSIONS, completed, attempts, named_at, workflow_name,
     then per measure its sum and count (or minimum and maximum) as in CELLS."""
     sql, params = attempts(filters)
     if filters.workers:
-        return _cells_sql(sql, "true"), params
+        return Cells(_cells_sql(sql, "true"), params, {})
     found = rollup.state(lake, ROLLUP, filters.start, filters.end)
     current, stale = dict(found.current), dict(found.stale)
     today = datetime.now(UTC).date()
@@ -116,10 +126,12 @@ def attempt_cells(lake: Path, filters: Filters) -> tuple[str, list[Any]]:
         current |= _cache(lake, {d: stale.pop(d) for d in settled})
     parts: list[str] = []
     out: list[Any] = []
+    tables = {}
     if current:
         where, where_params = _where(filters)
-        parts.append(CACHED.format(files=rollup.scan_sql(list(current.values())), where=where))
+        parts.append(CACHED.format(where=where))
         out += where_params
+        tables["cached_cells"] = rollup.load([current[d] for d in sorted(current)])
     if stale or not parts:
         # Only the uncached days' files are read (their span, then the days themselves).
         span = replace(
@@ -128,7 +140,7 @@ def attempt_cells(lake: Path, filters: Filters) -> tuple[str, list[Any]]:
         sql, params = attempts(span)
         parts.append(_cells_sql(sql, "list_contains(?::date[], date)"))
         out += [*params, sorted(stale)]
-    return "\nunion all by name\n".join(f"({p})" for p in parts), out
+    return Cells("\nunion all by name\n".join(f"({p})" for p in parts), out, tables)
 
 
 def _cache(lake: Path, days: dict[date, str]) -> dict[date, Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from queries.base import MIN_GROUP_SAMPLE, Filters, frame, job_source
-from queries.cells import MS_PER_HOUR, attempt_cells, attempts
+from queries.cells import MS_PER_HOUR, Cells, attempt_cells, attempts
 
 #: Metric id -> label, for `ranked_workflows`.
 METRICS: dict[str, str] = {
@@ -61,8 +61,9 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
     unless the range is large enough for the job sample to hold MIN_GROUP_SAMPLE of its values
     (then 16, `queries.base.job_source`).
     """
-    sql, params = attempt_cells(lake, filters)
-    totals = frame(lake, OVERVIEW_TOTALS.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
+    cells = attempt_cells(lake, filters)
+    sql = OVERVIEW_TOTALS.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
+    totals = frame(lake, sql, cells.params, cells.tables)
     p95, rate = _p95(lake, filters)
     return totals.select(
         "gpu_hours",
@@ -124,8 +125,9 @@ order by date
 def daily_volume(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per UTC day with any job or failure: jobs, frames, failures, GPU hours (failed
     attempts' included). Days without either have no row. From the attempt cells."""
-    sql, params = attempt_cells(lake, filters)
-    return frame(lake, DAILY_VOLUME.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
+    cells = attempt_cells(lake, filters)
+    sql = DAILY_VOLUME.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
+    return frame(lake, sql, cells.params, cells.tables)
 
 
 # The value of each ranking metric per workflow, over the attempt cells (`queries.cells`); the
@@ -181,9 +183,10 @@ def ranked_workflows(lake: Path, filters: Filters, metric: str, n: int = 5) -> p
     best, worst = ("asc", "desc") if metric in LOWER_IS_BETTER else ("desc", "asc")
     if metric == "p95_time_per_frame_ms":
         sql, params = attempts(filters)
+        cells = Cells(sql, params, {})
         value, jobs = RANK_P95, RANK_P95_JOBS
     else:
-        sql, params = attempt_cells(lake, filters)
+        cells = attempt_cells(lake, filters)
         value, jobs = RANK_VALUES[metric], RANK_JOBS
-    query = RANKED_WORKFLOWS.format(rows=sql, value=value, jobs=jobs, best=best, worst=worst)
-    return frame(lake, query, [*params, n, n])
+    query = RANKED_WORKFLOWS.format(rows=cells.sql, value=value, jobs=jobs, best=best, worst=worst)
+    return frame(lake, query, [*cells.params, n, n], cells.tables)

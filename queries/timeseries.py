@@ -14,7 +14,7 @@ import polars as pl
 
 from lake.tables import STANDARD_SCORES
 from queries.base import Filters, frame, job_source
-from queries.cells import MS_PER_HOUR, attempt_cells, attempts
+from queries.cells import MS_PER_HOUR, Cells, attempt_cells, attempts
 
 #: Metric id -> label, for `metric_series`.
 METRICS: dict[str, str] = {
@@ -104,16 +104,17 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
     if metric not in VALUES:
         raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
     _check_grain(grain)
-    sql, params = attempts(filters) if metric == P95_METRIC else attempt_cells(lake, filters)
+    p95 = metric == P95_METRIC
+    cells = Cells(*attempts(filters), {}) if p95 else attempt_cells(lake, filters)
     query = METRIC_SERIES.format(
-        rows=sql,
+        rows=cells.sql,
         grain=grain,
         value=VALUES[metric],
         periods=PERIODS.format(grain=grain),
         filled="coalesce(per_period.value, 0)" if metric in COUNTS else "per_period.value",
         preceding=MOVING_PERIODS[grain] - 1,
     )
-    return frame(lake, query, [*params, filters.start, filters.end])
+    return frame(lake, query, [*cells.params, filters.start, filters.end], cells.tables)
 
 
 # The standard scores come from their sums and counts in the attempt cells (`queries.cells`; one
@@ -178,11 +179,11 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
     missing (finding it would mean reading every job's map, which the sample is there to avoid).
     """
     _check_grain(grain)
-    cells, params = attempt_cells(lake, filters)
+    cells = attempt_cells(lake, filters)
     source, rate = job_source(lake, filters)
     source_where, source_params = filters.where(source)
     query = QUALITY_TRENDS.format(
-        cells=cells,
+        cells=cells.sql,
         grain=grain,
         standard_values=", ".join(
             f'sum({s}_sum) / nullif(sum({s}_n), 0) as "v:{s}", '
@@ -199,4 +200,5 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
         periods=PERIODS.format(grain=grain),
         preceding=MOVING_PERIODS[grain] - 1,
     )
-    return frame(lake, query, [*params, *source_params, filters.start, filters.end])
+    params = [*cells.params, *source_params, filters.start, filters.end]
+    return frame(lake, query, params, cells.tables)

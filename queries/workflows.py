@@ -85,8 +85,9 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     sample holds enough of has them estimated on it (`queries.base.group_quantiles`), and it is
     16. Every other column always counts every attempt.
     """
-    sql, params = attempt_cells(lake, filters)
-    rows = frame(lake, WORKFLOW_SUMMARY.format(cells=sql, ms_per_hour=MS_PER_HOUR), params)
+    cells = attempt_cells(lake, filters)
+    sql = WORKFLOW_SUMMARY.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
+    rows = frame(lake, sql, cells.params, cells.tables)
     source, _ = job_source(lake, filters)
     with_jobs = rows.filter(pl.col("jobs") > 0).get_column("workflow_id").to_list()
     found = group_quantiles(
@@ -133,8 +134,8 @@ def workflow_jobs(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per workflow with a completed or failed attempt in range: workflow_id, jobs,
     failures; busiest first (most jobs, then most failures, then by id). From the attempt
     cells, for pickers that need no statistics."""
-    sql, params = attempt_cells(lake, filters)
-    return frame(lake, WORKFLOW_JOBS.format(cells=sql), params)
+    cells = attempt_cells(lake, filters)
+    return frame(lake, WORKFLOW_JOBS.format(cells=cells.sql), cells.params, cells.tables)
 
 
 HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
