@@ -1,16 +1,18 @@
-"""Per-day rollups: query-side caches of a day's aggregates, kept in `<lake>/_meta/rollups`.
+"""Rollups: query-side caches of aggregates per day, one file per month, kept in
+`<lake>/_meta/rollups/<name>/month=YYYY-MM/<signature>.parquet`.
 
-A rollup is what a query module's aggregate SQL gives for one day (a few hundred rows where the
+A rollup holds what a query module's aggregate SQL gives per day (a few hundred rows where the
 day holds tens of thousands of jobs); counts and sums add up across days, so a query over a
-year reads 365 small files instead of 10M rows. The query side owns the SQL; this module owns
-the files and says which days' rollups are current.
+year reads a dozen small files instead of 10M rows. The query side owns the SQL; this module
+owns the files and says which months are current.
 
-A rollup is current while its day's source files are the ones it was computed from: each file
-is named for the day's signature (the names, sizes and modification times of the source
-tables' files that day). A file ingest adds, a compaction, a replay or a retention changes the
-signature, and the old rollup is simply no longer read: nothing has to invalidate it, and a
-reader never mixes a rollup with the rows it already counts. The ingest path does not know
-rollups exist (its speed is not spent on them).
+A month's file covers its settled days (before today, UTC) and is current while their source
+files are the ones it was computed from: it is named for their signature (the days, and the
+names, sizes and modification times of the source tables' files each day). A file ingest
+adds, a compaction, a replay or a retention changes the signature, and the old file is simply
+no longer read: nothing has to invalidate it, and a reader never counts rows twice. Today's
+rows, still arriving, are never cached. The ingest path does not know rollups exist (its
+speed is not spent on them).
 """
 
 from __future__ import annotations
@@ -28,17 +30,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.layout import PARQUET, data_files, partition_days, partition_dir
+from lake.layout import PARQUET, data_files, partition_days
 from lake.writer import WriteError, write_parquet
 
 log = logging.getLogger(__name__)
 
 _DAY = "date="
-
+_MONTH = "month="
 #: A superseded rollup file is removed once it is this old (a query reading it is long done).
 SUPERSEDED_GRACE_S = 600.0
-#: Rollup files kept read in memory (a few hundred rows each; two years of days, two rollups).
-MAX_CACHED_FILES = 2048
+#: Rollup files kept read in memory (a few thousand rows each).
+MAX_CACHED_FILES = 256
 
 _lock = threading.Lock()
 _tables: dict[Path, pa.Table] = {}
@@ -48,33 +50,77 @@ _loaded: list = []
 
 @dataclass(frozen=True)
 class Rollup:
-    """A named per-day rollup of the source tables `tables` (the tables its SQL reads)."""
+    """A named rollup of the source tables `tables` (the tables its SQL reads)."""
 
     name: str
     tables: tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class Block:
+    """A month's settled days with source files, and their signature."""
+
+    month: str
+    days: tuple[date, ...]
+    signature: str
+
+
+@dataclass(frozen=True)
 class RollupState:
-    """Where a range's days stand: the current rollup file of each day that has one, and the
-    days (with source files) that have none yet, each with its signature."""
+    """Where a range stands: the current file of each month that has one, the months whose
+    file is missing or out of date, and the days still too recent to cache (today's)."""
 
-    current: dict[date, Path]
-    stale: dict[date, str]
-
-
-def rollup_dir(lake: Path, rollup: Rollup, day: date) -> Path:
-    return partition_dir(lake / "_meta" / "rollups", rollup.name, day)
+    current: dict[str, Path]
+    stale: list[Block]
+    live: list[date]
 
 
-def signature(lake: Path, rollup: Rollup, day: date) -> str:
-    """The day's signature: a digest of its source files' names, sizes and modification times
-    (empty when none of the tables has a file that day)."""
-    return _signature(str(lake), rollup, f"{_DAY}{day.isoformat()}")
+def state(
+    lake: Path, rollup: Rollup, start: date | None, end: date | None, today: date
+) -> RollupState:
+    """Which months touching `start`..`end` (None = open) have a current file, which do not,
+    and which of the range's days are from `today` on."""
+    days = sorted({d for t in rollup.tables for d in partition_days(lake, t)})
+    wanted = [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
+    months = sorted({_month(d) for d in wanted if d < today})
+    root = _root(lake, rollup)
+    current: dict[str, Path] = {}
+    stale: list[Block] = []
+    for month in months:
+        settled = [d for d in days if _month(d) == month and d < today]
+        block = _block(str(lake), rollup, month, settled)
+        path = os.path.join(root, f"{_MONTH}{month}", f"{block.signature}{PARQUET}")
+        if os.path.exists(path):
+            current[month] = Path(path)
+        else:
+            stale.append(block)
+    return RollupState(current, stale, [d for d in wanted if d >= today])
 
 
-def _signature(lake: str, rollup: Rollup, folder: str) -> str:
-    # Plain strings and scandir: `state` runs this for every day of a range on every query.
+def _month(day: date) -> str:
+    return day.isoformat()[:7]
+
+
+def _root(lake: Path, rollup: Rollup) -> str:
+    return str(lake / "_meta" / "rollups" / rollup.name)
+
+
+def _block(lake: str, rollup: Rollup, month: str, days: list[date]) -> Block:
+    """The block of `days` (one month's), with the signature of their files."""
+    parts, kept = [], []
+    for day in days:
+        found = _day_files(lake, rollup, day)
+        if found:
+            parts.append(found)
+            kept.append(day)
+    digest = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
+    return Block(month, tuple(kept), digest)
+
+
+def _day_files(lake: str, rollup: Rollup, day: date) -> str:
+    """One line per source file of `day`: table, name, size, modification time ('' if none).
+    Plain strings and scandir: `state` runs this for every day of a range on every query."""
+    folder = f"{_DAY}{day.isoformat()}"
     parts = []
     for table in rollup.tables:
         try:
@@ -84,49 +130,23 @@ def _signature(lake: str, rollup: Rollup, folder: str) -> str:
                     for e in entries
                     if e.name.endswith(PARQUET) and not e.name.startswith(".")
                 )
-        except FileNotFoundError:
+        except FileNotFoundError:  # no such day, or a file swapped away since the listing
             continue
-        parts += [f"{table}/{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in files]
-    if not parts:
-        return ""
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
+        parts += [f"{folder}/{table}/{n}:{st.st_size}:{st.st_mtime_ns}" for n, st in files]
+    return "\n".join(parts)
 
 
-def state(lake: Path, rollup: Rollup, start: date | None, end: date | None) -> RollupState:
-    """Which days of `start`..`end` (None = open) have a current rollup, which do not."""
-    days = sorted({d for t in rollup.tables for d in partition_days(lake, t)})
-    current: dict[date, Path] = {}
-    stale: dict[date, str] = {}
-    root = str(rollup_dir(lake, rollup, date.min).parent)
-    for day in days:
-        if (start is not None and day < start) or (end is not None and day > end):
-            continue
-        folder = f"{_DAY}{day.isoformat()}"
-        try:
-            sig = _signature(str(lake), rollup, folder)
-        except FileNotFoundError:  # a file swapped away since the listing: the day is changing
-            sig = f"changing-{time.time_ns()}"
-        if not sig:
-            continue
-        path = os.path.join(root, folder, f"{sig}{PARQUET}")
-        if os.path.exists(path):
-            current[day] = Path(path)
-        else:
-            stale[day] = sig
-    return RollupState(current, stale)
-
-
-def store(lake: Path, rollup: Rollup, day: date, sig: str, rows: pa.Table) -> Path | None:
-    """Publish `rows` as the rollup of `day` for signature `sig` (atomically; an empty day gets
-    an empty file, so it is not computed again); removes superseded files past their grace.
-    None when the lake cannot be written here (a read-only mount): the day stays uncached."""
-    folder = rollup_dir(lake, rollup, day)
-    path = folder / f"{sig}{PARQUET}"
+def store(lake: Path, rollup: Rollup, block: Block, rows: pa.Table) -> Path | None:
+    """Publish `rows` as the file of `block` (atomically); removes the month's superseded files
+    past their grace. None when the lake cannot be written here (a read-only mount): the
+    month is then computed on every read."""
+    folder = Path(_root(lake, rollup)) / f"{_MONTH}{block.month}"
+    path = folder / f"{block.signature}{PARQUET}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_parquet(rows, path)
     except (OSError, WriteError) as e:
-        log.warning("rollup %s of %s not cached: %s", rollup.name, day, e)
+        log.warning("rollup %s of %s not cached: %s", rollup.name, block.month, e)
         return None
     _prune(folder, keep=path.name)
     return path
@@ -145,10 +165,10 @@ def _prune(folder: Path, keep: str) -> None:
 
 
 def load(files: Sequence[Path]) -> pa.Table:
-    """The rows of these rollup files as one table, the same file read once per process (a
-    file's content never changes: a new one comes under a new name)."""
+    """The rows of these rollup files as one table, each file read once per process (a file
+    never changes: new content comes under a new name)."""
+    key = tuple(files)
     with _lock:
-        key = tuple(files)
         if _loaded and _loaded[0] == key:
             return _loaded[1]
         missing = [f for f in files if f not in _tables]
@@ -158,7 +178,7 @@ def load(files: Sequence[Path]) -> pa.Table:
         while len(_tables) > MAX_CACHED_FILES:
             _tables.pop(next(iter(_tables)))
         parts = [_tables.get(f) or pq.read_table(f) for f in files]
-        table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
+        table = pa.concat_tables(parts, promote_options="default")
         _loaded[:] = [key, table]
         return table
 

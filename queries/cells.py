@@ -15,7 +15,7 @@ sample as before. Nothing here knows a page or Streamlit.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,45 +113,56 @@ def _cells_sql(attempts_sql: str, days: str) -> str:
 
 
 def attempt_cells(lake: Path, filters: Filters) -> Cells:
-    """The attempt cells within `filters`. Columns: date, the DIMENSIONS, completed, attempts, named_at, workflow_name,
-    then per measure its sum and count (or minimum and maximum) as in CELLS."""
-    sql, params = attempts(filters)
+    """The attempt cells within `filters`. Columns: date, the DIMENSIONS, completed, attempts,
+    named_at, workflow_name, then per measure its sum and count (or minimum and maximum) as in
+    CELLS."""
     if filters.workers:
-        return Cells(_cells_sql(sql, "true"), params, {})
-    found = rollup.state(lake, ROLLUP, filters.start, filters.end)
-    current, stale = dict(found.current), dict(found.stale)
-    today = datetime.now(UTC).date()
-    settled = sorted(d for d in stale if d < today)
-    if settled and rollup.writable(lake):
-        current |= _cache(lake, {d: stale.pop(d) for d in settled})
+        sql, worker_params = attempts(filters)
+        return Cells(_cells_sql(sql, "true"), worker_params, {})
+    found = rollup.state(lake, ROLLUP, filters.start, filters.end, datetime.now(UTC).date())
+    current, uncached = dict(found.current), list(found.live)
+    if found.stale:
+        stored = _cache(lake, found.stale) if rollup.writable(lake) else {}
+        current |= stored
+        uncached += [d for b in found.stale if b.month not in stored for d in b.days]
+    uncached = sorted(
+        d
+        for d in uncached
+        if (filters.start is None or d >= filters.start)
+        and (filters.end is None or d <= filters.end)
+    )
     parts: list[str] = []
-    out: list[Any] = []
+    params: list[Any] = []
     tables = {}
     if current:
         where, where_params = _where(filters)
         parts.append(CACHED.format(where=where))
-        out += where_params
-        tables["cached_cells"] = rollup.load([current[d] for d in sorted(current)])
-    if stale or not parts:
+        params += where_params
+        tables["cached_cells"] = rollup.load([current[m] for m in sorted(current)])
+    if uncached or not parts:
         # Only the uncached days' files are read (their span, then the days themselves).
         span = replace(
-            filters, start=min(stale, default=filters.start), end=max(stale, default=filters.end)
+            filters,
+            start=min(uncached, default=filters.start),
+            end=max(uncached, default=filters.end),
         )
-        sql, params = attempts(span)
+        sql, span_params = attempts(span)
         parts.append(_cells_sql(sql, "list_contains(?::date[], date)"))
-        out += [*params, sorted(stale)]
-    return Cells("\nunion all by name\n".join(f"({p})" for p in parts), out, tables)
+        params += [*span_params, uncached]
+    return Cells("\nunion all by name\n".join(f"({p})" for p in parts), params, tables)
 
 
-def _cache(lake: Path, days: dict[date, str]) -> dict[date, Path]:
-    """Compute the cells of `days` (one query) and cache each day's; the files stored."""
-    sql, params = attempts(Filters(start=min(days), end=max(days)))
-    cells = frame(lake, _cells_sql(sql, "list_contains(?::date[], date)"), [*params, sorted(days)])
+def _cache(lake: Path, blocks: list[rollup.Block]) -> dict[str, Path]:
+    """Compute the cells of the blocks' days (one query) and store each block's; the files
+    stored, by month."""
+    days = sorted(d for b in blocks for d in b.days)
+    sql, params = attempts(Filters(start=days[0], end=days[-1]))
+    cells = frame(lake, _cells_sql(sql, "list_contains(?::date[], date)"), [*params, days])
     stored = {}
-    for day, sig in days.items():
-        rows = cells.filter(pl.col("date") == day).to_arrow()
-        if (path := rollup.store(lake, ROLLUP, day, sig, rows)) is not None:
-            stored[day] = path
+    for block in blocks:
+        rows = cells.filter(pl.col("date").is_in(block.days)).to_arrow()
+        if (path := rollup.store(lake, ROLLUP, block, rows)) is not None:
+            stored[block.month] = path
     return stored
 
 
