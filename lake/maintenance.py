@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lake import rollup
 from lake.layout import (
     data_files,
     ensure_lake,
@@ -70,6 +71,7 @@ def expire(
                 files = len(data_files(folder))
                 _to_trash(lake, folder, table.name)
             dropped.append(PartitionChange(table.name, day, files, 0))
+    rollup.expire(lake, list(TABLES))
     purge_trash(lake)
     return dropped
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -181,6 +182,19 @@ def load(files: Sequence[Path]) -> pa.Table:
         table = pa.concat_tables(parts, promote_options="default")
         _loaded[:] = [key, table]
         return table
+
+
+def expire(lake: Path, tables: Sequence[str]) -> int:
+    """Remove the rollups of months none of `tables` has a day of any more (retention dropped
+    them; a month it only cut short gets a new signature by itself); the folders removed."""
+    months = {_month(d) for t in tables for d in partition_days(lake, t)}
+    removed = 0
+    root = lake / "_meta" / "rollups"
+    for folder in sorted(root.glob(f"*/{_MONTH}*")) if root.is_dir() else []:
+        if folder.name.removeprefix(_MONTH) not in months:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def writable(lake: Path) -> bool:

@@ -1,0 +1,154 @@
+"""The attempt cells and their monthly rollups (queries/cells.py, lake/rollup.py): a cached month
+gives the figures its attempts give, and a change to a month's files is seen at once."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from lake import maintenance, rollup
+from queries import cells, overview, timeseries, workflows
+from queries.base import Filters, frame
+from tests.lakes import write_events
+from tests.queries.conftest import FARM_EVENTS, _job
+
+ALL = Filters()
+KEYS = ["date", *cells.DIMENSIONS, "completed"]
+
+
+def _raw_cells(lake: Path, filters: Filters) -> pl.DataFrame:
+    """The cells computed from the attempts themselves, with no rollup involved."""
+    sql, params = cells.attempts(filters)
+    return frame(lake, cells._cells_sql(sql, "true"), params)
+
+
+def _cells(lake: Path, filters: Filters) -> pl.DataFrame:
+    found = cells.attempt_cells(lake, filters)
+    return frame(lake, f"select * from ({found.sql})", found.params, found.tables)
+
+
+def _same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert_frame_equal(
+        a.sort(KEYS, nulls_last=True), b.sort(KEYS, nulls_last=True).select(a.columns)
+    )
+
+
+def _month_files(lake: Path) -> list[Path]:
+    return sorted((lake / "_meta" / "rollups" / cells.ROLLUP.name).rglob("*.parquet"))
+
+
+def _late(event_id: str, at: str, frames: int = 100) -> dict:
+    """A valid completed job (the contract's required fields) on wf-b."""
+    return _job(event_id, at, "wf-b", "gpu-03", frame_count=frames, total_gpu_time_ms=100_000,
+                total_wall_time_ms=120_000, project_id="p2")  # fmt: skip
+
+
+@pytest.fixture
+def farm_copy(tmp_path: Path) -> Path:
+    """A writable farm lake of its own (the shared one is read-only for tests)."""
+    return write_events(tmp_path / "lake", FARM_EVENTS)
+
+
+def test_cached_cells_equal_the_cells_of_the_attempts(farm_copy: Path) -> None:
+    first = _cells(farm_copy, ALL)
+    assert len(_month_files(farm_copy)) == 1  # 2025-06, settled long ago
+    _same(first, _raw_cells(farm_copy, ALL))
+    _same(_cells(farm_copy, ALL), first)  # read back from the cache
+    assert first.get_column("attempts").sum() == 6
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
+        Filters(projects=("p2",), resolution_tiers=("1080p",)),
+        Filters(workflows=("wf-a",), scene_types=("walk",)),
+        Filters(workers=("gpu-01",)),  # not a dimension: computed from the attempts
+    ],
+)
+def test_filtered_cells_equal_the_cells_of_the_filtered_attempts(
+    farm_copy: Path, filters: Filters
+) -> None:
+    _cells(farm_copy, ALL)  # the month is cached
+    _same(_cells(farm_copy, filters), _raw_cells(farm_copy, filters))
+
+
+def test_a_new_file_in_a_cached_month_is_counted_at_once(farm_copy: Path) -> None:
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 4
+    before = _month_files(farm_copy)
+    write_events(farm_copy, [_late("j9", "2025-06-20T08:00:00Z")])
+    totals = overview.overview_totals(farm_copy, ALL).row(0, named=True)
+    assert totals["jobs"] == 5
+    assert totals["frames"] == 2700 + 100
+    after = _month_files(farm_copy)
+    assert len(after) == 2 and before[0] in after  # the old one stays out of use, for a grace
+    _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
+
+
+def test_superseded_month_files_are_removed_after_their_grace(
+    farm_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cells(farm_copy, ALL)
+    monkeypatch.setattr(rollup, "SUPERSEDED_GRACE_S", 0.0)
+    old = _month_files(farm_copy)[0]
+    os.utime(old, (1, 1))
+    write_events(farm_copy, [_late("j9", "2025-06-20T08:00:00Z")])
+    _cells(farm_copy, ALL)
+    assert old not in _month_files(farm_copy) and len(_month_files(farm_copy)) == 1
+
+
+def test_compaction_keeps_the_figures(farm_copy: Path) -> None:
+    write_events(farm_copy, [_late("j9", "2025-06-02T18:00:00Z")])
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 5
+    before = workflows.workflow_summary(farm_copy, ALL)
+    maintenance.compact(farm_copy, today=date(2025, 7, 1))
+    assert_frame_equal(workflows.workflow_summary(farm_copy, ALL), before)
+    _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
+
+
+def test_todays_attempts_are_read_not_cached(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    today = now.date()
+    at = f"{today.isoformat()}T00:00:01Z"
+    lake = write_events(tmp_path / "lake", [_late("t1", at, frames=10)], received_at=now)
+    hours = 100_000 / 3.6e6
+    assert overview.daily_volume(lake, ALL).rows() == [(today, 1, 10, 0, hours)]
+    assert _month_files(lake) == []
+    write_events(lake, [_late("t2", at.replace(":01Z", ":02Z"), frames=5)], received_at=now)
+    assert overview.daily_volume(lake, ALL).rows() == [(today, 2, 15, 0, 2 * hours)]
+    assert _month_files(lake) == []
+
+
+def test_a_lake_that_cannot_be_written_is_read_all_the_same(
+    farm_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollup, "writable", lambda lake: False)
+    _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
+    assert _month_files(farm_copy) == []
+    series = timeseries.metric_series(farm_copy, ALL, "jobs")
+    assert series.get_column("value").sum() == 4
+
+
+def test_a_failed_cache_write_leaves_the_month_uncached(
+    farm_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(rollup, "write_parquet", refuse)
+    _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
+    assert _month_files(farm_copy) == []
+
+
+def test_retention_removes_the_rollups_of_the_months_it_dropped(farm_copy: Path) -> None:
+    write_events(farm_copy, [_late("j9", "2025-07-02T08:00:00Z")])
+    _cells(farm_copy, ALL)
+    assert [p.parent.name for p in _month_files(farm_copy)] == ["month=2025-06", "month=2025-07"]
+    maintenance.expire(farm_copy, keep_days=10, today=date(2025, 7, 5))
+    assert [p.parent.name for p in _month_files(farm_copy)] == ["month=2025-07"]
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 1
