@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from queries.base import MIN_GROUP_SAMPLE, Filters, frame, job_source
+from queries import base
+from queries.base import Filters, frame, job_source
 from queries.cells import MS_PER_HOUR, Cells, attempt_cells, attempts
 
 #: Metric id -> label, for `ranked_workflows`.
@@ -58,7 +59,7 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
 
     With nothing in range: zero counts and GPU hours, null averages and success rate. The sums
     come from the attempt cells (`queries.cells`); the p95 is exact (percentile_sample_rate 1)
-    unless the range is large enough for the job sample to hold MIN_GROUP_SAMPLE of its values
+    unless the range is large enough for the job sample to hold base.MIN_GROUP_SAMPLE of its values
     (then 16, `queries.base.job_source`).
     """
     cells = attempt_cells(lake, filters)
@@ -84,7 +85,7 @@ def _p95(lake: Path, filters: Filters) -> tuple[float | None, int]:
     if rate > 1:
         where, params = filters.where(source)
         found = frame(lake, P95.format(source=source, where=where), params)
-        if found.item(0, "n") >= MIN_GROUP_SAMPLE:
+        if found.item(0, "n") >= base.MIN_GROUP_SAMPLE:
             return found.item(0, "p95"), rate
     where, params = filters.where("jobs")
     return frame(lake, P95.format(source="jobs", where=where), params).item(0, "p95"), 1

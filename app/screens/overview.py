@@ -57,10 +57,16 @@ def _totals(filters: Filters) -> None:
             delta_color="inverse" if rise_is_bad else "normal",
             help=f"Previous {filters.days()} days: {write(before[key])}.",
         )
+    rate = now["percentile_sample_rate"]
+    sampled = (
+        f" Over this large range the p95 is estimated on the lake's 1-in-{rate} job sample."
+        if rate > 1
+        else ""
+    )
     st.caption(
         f"{formats.count(now['failures'])} failed attempts. GPU hours include failed attempts; "
         "per-job measures come from completed jobs. Changes are against the previous "
-        f"{filters.days()} days."
+        f"{filters.days()} days.{sampled}"
     )
 
 

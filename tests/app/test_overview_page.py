@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app import cached
-from tests.app.apptest import FARM_DAYS, downloads, open_page, rerun
+from tests.app.apptest import FARM_DAYS, downloads, every_range_sampled, open_page, rerun
 from tests.lakes import write_events
 
 
@@ -110,3 +110,18 @@ def test_new_data_shows_without_a_restart(
     time.sleep(cached.VERSION_REUSE_S)
     rerun(at)
     assert {m.label: m.value for m in at.metric}["Jobs"] == "91"
+
+
+def test_a_large_range_says_the_p95_is_estimated(
+    farm_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(farm_lake, "overview", monkeypatch, **FARM_DAYS)
+    assert "job sample" not in " ".join(c.value for c in at.caption)
+    exact = {m.label: m.value for m in at.metric}
+    with every_range_sampled(monkeypatch):
+        at = open_page(farm_lake, "overview", monkeypatch, **FARM_DAYS)
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "the p95 is estimated on the lake's 1-in-16 job sample" in captions
+    sampled = {m.label: m.value for m in at.metric}
+    assert sampled["Jobs"] == exact["Jobs"]  # the counts stay exact
