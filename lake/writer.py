@@ -82,7 +82,8 @@ def row_keys(table: Table, data: pa.Table) -> list[Hashable]:
 
 def write_parquet(data: pa.Table, path: Path) -> None:
     """Write `data` to `path` atomically: temporary name, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    # Process and thread in the name: two app threads may cache the same rollup at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         pq.write_table(
             data,

@@ -4,6 +4,7 @@ gives the figures its attempts give, and a change to a month's files is seen at 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -152,3 +153,12 @@ def test_retention_removes_the_rollups_of_the_months_it_dropped(farm_copy: Path)
     maintenance.expire(farm_copy, keep_days=10, today=date(2025, 7, 5))
     assert [p.parent.name for p in _month_files(farm_copy)] == ["month=2025-07"]
     assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 1
+
+
+def test_threads_building_the_same_month_at_once_agree(farm_copy: Path) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: _cells(farm_copy, ALL), range(4)))
+    for cells_seen in found:
+        _same(cells_seen, _raw_cells(farm_copy, ALL))
+    assert len(_month_files(farm_copy)) == 1
+    _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
