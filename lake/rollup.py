@@ -178,7 +178,8 @@ def load(files: Sequence[Path]) -> pa.Table:
         _tables.update(read)
         while len(_tables) > MAX_CACHED_FILES:
             _tables.pop(next(iter(_tables)))
-        parts = [_tables.get(f) or pq.read_table(f) for f in files]
+        # A file evicted meanwhile by another range's load is read again.
+        parts = [_tables[f] if f in _tables else pq.read_table(f) for f in files]
         table = pa.concat_tables(parts, promote_options="default")
         _loaded[:] = [key, table]
         return table

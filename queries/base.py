@@ -72,7 +72,12 @@ class Filters:
 
         The date range goes on the hive `date` column, so DuckDB skips other days' files.
         """
-        columns = set(TABLES[table].schema.names)
+        return self.where_columns(TABLES[table].schema.names, alias)
+
+    def where_columns(self, names: Iterable[str], alias: str = "") -> tuple[str, list[Any]]:
+        """`where` for a relation with the columns `names` and a `date` (e.g. a rollup): a
+        filter on a column it lacks does not apply."""
+        columns = set(names)
         prefix = f"{alias}." if alias else ""
         clauses: list[str] = []
         params: list[Any] = []

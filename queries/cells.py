@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from lake import rollup
 from lake.tables import STANDARD_SCORES
-from queries.base import FILTER_COLUMNS, Filters, frame
+from queries.base import Filters, frame
 
 MS_PER_HOUR = 3.6e6
 
@@ -58,9 +58,8 @@ def attempts(filters: Filters) -> tuple[str, list[Any]]:
 
 
 ROLLUP = rollup.Rollup("attempt_cells", ("jobs", "job_failures"))
-#: The cells' dimensions besides date and outcome, and the filters they can apply.
+#: The cells' dimensions besides date and outcome: every filter but the workers applies to them.
 DIMENSIONS = ("workflow_id", "project_id", "scene_type", "resolution_tier")
-CELL_FILTERS = {f: c for f, c in FILTER_COLUMNS.items() if c in DIMENSIONS}
 
 # One row per cell. `named_at` is when the cell's latest workflow name was sent, so the latest
 # name over many cells is arg_max(workflow_name, named_at). A per-job measure's sum goes with
@@ -135,7 +134,7 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
     params: list[Any] = []
     tables = {}
     if current:
-        where, where_params = _where(filters)
+        where, where_params = filters.where_columns(DIMENSIONS)
         parts.append(CACHED.format(where=where))
         params += where_params
         tables["cached_cells"] = rollup.load([current[m] for m in sorted(current)])
@@ -164,19 +163,3 @@ def _cache(lake: Path, blocks: list[rollup.Block]) -> dict[str, Path]:
         if (path := rollup.store(lake, ROLLUP, block, rows)) is not None:
             stored[block.month] = path
     return stored
-
-
-def _where(filters: Filters) -> tuple[str, list[Any]]:
-    """The filters as a condition on the cells' columns (all but a worker filter apply)."""
-    clauses, params = [], []
-    if filters.start is not None:
-        clauses.append("date >= ?")
-        params.append(filters.start)
-    if filters.end is not None:
-        clauses.append("date <= ?")
-        params.append(filters.end)
-    for name, col in CELL_FILTERS.items():
-        if values := getattr(filters, name):
-            clauses.append(f"{col} in ({', '.join('?' * len(values))})")
-            params.extend(values)
-    return " and ".join(clauses) or "true", params

@@ -59,13 +59,13 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
 
     With nothing in range: zero counts and GPU hours, null averages and success rate. The sums
     come from the attempt cells (`queries.cells`); the p95 is exact (percentile_sample_rate 1)
-    unless the range is large enough for the job sample to hold base.MIN_GROUP_SAMPLE of its values
-    (then 16, `queries.base.job_source`).
+    unless the range is large enough for the job sample to hold base.MIN_GROUP_SAMPLE of its
+    values (then 16, `queries.base.job_source`).
     """
     cells = attempt_cells(lake, filters)
     sql = OVERVIEW_TOTALS.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
     totals = frame(lake, sql, cells.params, cells.tables)
-    p95, rate = _p95(lake, filters)
+    p95, rate = _p95(lake, filters, totals.item(0, "jobs"))
     return totals.select(
         "gpu_hours",
         "jobs",
@@ -79,9 +79,10 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
     )
 
 
-def _p95(lake: Path, filters: Filters) -> tuple[float | None, int]:
-    """The p95 time per frame within `filters` and the sample rate it was read at."""
-    source, rate = job_source(lake, filters)
+def _p95(lake: Path, filters: Filters, jobs: int) -> tuple[float | None, int]:
+    """The p95 time per frame within `filters` (`jobs` completed jobs) and the sample rate it
+    was read at."""
+    source, rate = job_source(lake, filters, jobs)
     if rate > 1:
         where, params = filters.where(source)
         found = frame(lake, P95.format(source=source, where=where), params)

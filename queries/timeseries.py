@@ -118,8 +118,9 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
 
 
 # The standard scores come from their sums and counts in the attempt cells (`queries.cells`; one
-# aggregate each, unpivoted after grouping); the custom ones from the score maps of `{source}`: jobs, or over a large range
-# the job sample (`queries.base.job_source`), since reading every job's map costs seconds a year.
+# aggregate each, unpivoted after grouping); the custom ones from the score maps of `{source}`:
+# jobs, or over a large range the job sample (`queries.base.job_source`), since reading every
+# job's map costs seconds a year.
 QUALITY_TRENDS = """
 with cells as ({cells}),
 standard_wide as (

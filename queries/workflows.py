@@ -88,7 +88,7 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     cells = attempt_cells(lake, filters)
     sql = WORKFLOW_SUMMARY.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
     rows = frame(lake, sql, cells.params, cells.tables)
-    source, _ = job_source(lake, filters)
+    source, _ = job_source(lake, filters, int(rows.get_column("jobs").sum()))
     with_jobs = rows.filter(pl.col("jobs") > 0).get_column("workflow_id").to_list()
     found = group_quantiles(
         lake,

@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -410,7 +410,7 @@ def prepare_rollups(lake: Path) -> int:
     from queries.cells import ROLLUP, attempt_cells
 
     attempt_cells(lake, Filters())
-    today = date.today()
+    today = datetime.now(UTC).date()  # the UTC today attempt_cells settles days by
     return len(rollup.state(lake, ROLLUP, None, None, today).current)
 
 
