@@ -66,15 +66,20 @@ class Chunk(NamedTuple):
     keys: list[bytes | None]
     values: list[bytes | None]
 
-    def record(self, i: int) -> Record:
+    def record(self, i: int, value: bytes | None = None) -> Record:
+        """Record `i`, with `value` when the chunk travelled without its values."""
         return Record(
             self.topic,
             self.partition,
             self.offsets[i],
             self.timestamps[i],
             self.keys[i],
-            self.values[i],
+            self.values[i] if self.values else value,
         )
+
+    def without_values(self) -> Chunk:
+        """The chunk with no values: they travel joined in `columnar.Parsed` instead."""
+        return self._replace(values=[])
 
     @staticmethod
     def of(records: list[Record]) -> list[Chunk]:
@@ -150,22 +155,26 @@ class Batch:
 
     def add_parsed(self, chunks: list[Chunk], parsed: columnar.Parsed, now: datetime) -> None:
         """Buffer chunks whose values, one after the other, `columnar.parse_batch` parsed, and
-        decode them at once (see `add_chunk`)."""
+        decode them at once (see `add_chunk`). The chunks may come without their values
+        (`Chunk.without_values`): `parsed` holds them."""
         chunks = [c for c in chunks if c.offsets]
         if not chunks:
             return
         assert self.columnar, "parsed chunks need the columnar decoder"
+        first = 0
         for chunk in chunks:
-            self._account(chunk)
+            end = first + len(chunk.offsets)
+            self._account(chunk, parsed.bytes_between(first, end))
+            first = end
         self._decode(chunks, parsed, now)
 
-    def _account(self, chunk: Chunk) -> None:
+    def _account(self, chunk: Chunk, size: int | None = None) -> None:
         buf = self.partitions.get(chunk.partition)
         if buf is None:
             buf = self.partitions[chunk.partition] = PartitionBuffer(chunk.offsets[0])
         buf.last_offset = chunk.offsets[-1]
         buf.records += len(chunk.offsets)
-        buf.bytes += sum(len(v) for v in chunk.values if v)
+        buf.bytes += sum(len(v) for v in chunk.values if v) if size is None else size
 
     def drop(self, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its records will be read again)."""
@@ -223,7 +232,8 @@ class Batch:
         for pos in slow:  # the few decoded one by one: find their chunk
             k = bisect.bisect_right(ends, pos)
             chunk, i = chunks[k], pos - (ends[k - 1] if k else 0)
-            if not self._decode_one(chunk.record(i), pos, now, rows):
+            record = chunk.record(i, parsed.value(pos) if parsed is not None else None)
+            if not self._decode_one(record, pos, now, rows):
                 self.partitions[chunk.partition].quarantined += 1
         for name, table_rows in rows.items():
             pieces.setdefault(name, []).append(to_arrow(TABLES[name], table_rows, None, pos=True))

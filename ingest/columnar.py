@@ -9,7 +9,6 @@ both paths give are the same; tests/ingest/test_columnar.py checks it field by f
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -89,11 +88,28 @@ class Parsed:
     """Messages screened and parsed by pyarrow.json, by position: what is left is the rules.
 
     Parsing is the costliest step and knows nothing of time or retention, so ingest runs it in
-    the consumer's process (`ingest.runner`) and the rest in the writer's.
+    the consumer's process (`ingest.runner`) and the rest in the writer's. The messages travel
+    with it joined in one buffer (`data`, one newline between them), which pickles several times
+    faster than as many bytes objects; `value` gives one back.
     """
 
     pieces: list[tuple[np.ndarray, pa.Table]] = field(default_factory=list)
     slow: list[int] = field(default_factory=list)
+    data: bytes = b""
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Bytes per message; -1 for a message without a value (None).
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def value(self, pos: int) -> bytes | None:
+        size = int(self.sizes[pos])
+        if size < 0:
+            return None
+        start = int(self.starts[pos])
+        return self.data[start : start + size]
+
+    def bytes_between(self, first: int, end: int) -> int:
+        """The bytes of the values of messages `first` to `end` (excluded)."""
+        return int(np.maximum(self.sizes[first:end], 0).sum())
 
 
 def decode_batch(values: Sequence[bytes | None], now: datetime, oldest_day: date | None) -> Decoded:
@@ -103,25 +119,74 @@ def decode_batch(values: Sequence[bytes | None], now: datetime, oldest_day: date
 
 def parse_batch(values: Sequence[bytes | None]) -> Parsed:
     """Parse every value that passes the screens; the others' positions go to `slow`."""
-    out = Parsed()
-    candidates = []
-    for i, v in enumerate(values):
-        # Cheap screens for what pyarrow reads differently from the contract's JSON: an empty
-        # or whitespace-led value, NaN, and nulls where null and absent differ.
-        if (
-            v
-            and v[:1] == b"{"
-            and v[-1:] == b"}"
-            and len(v) <= f.MAX_TEXT
-            and b"NaN" not in v
-            and b"Infinity" not in v
-            and (b"null" not in v or _nulls_read_as_absent(v))
-        ):
-            candidates.append(i)
-        else:
-            out.slow.append(i)
-    out.pieces = _parse_pieces(values, candidates, out.slow)
+    if not values:
+        return Parsed()
+    blobs = [v or b"" for v in values]
+    data = b"\n".join(blobs)
+    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    starts = np.zeros(len(blobs), dtype=np.int64)
+    np.cumsum(sizes[:-1] + 1, out=starts[1:])
+    # Cheap screens for what pyarrow reads differently from the contract's JSON: an empty or
+    # whitespace-led value, NaN, and nulls where null and absent differ. They run over the
+    # joined values at once, and only the few messages a token was found in are looked at.
+    ok = (sizes > 0) & (sizes <= f.MAX_TEXT)
+    text = np.frombuffer(data, dtype=np.uint8)
+    ok[ok] = (text[starts[ok]] == ord("{")) & (text[starts[ok] + sizes[ok] - 1] == ord("}"))
+    for token in (b"NaN", b"Infinity"):
+        ok[_holding(data, token, starts)] = False
+    for i in _holding(data, b"null", starts):
+        if ok[i] and not _nulls_read_as_absent(blobs[i]):
+            ok[i] = False
+    # Raw line breaks in JSON are whitespace (inside strings they must be escaped), but one
+    # would split a message in two lines: those few messages get spaces instead.
+    broken = set(_holding(data, b"\r", starts))
+    if data.count(b"\n") > len(blobs) - 1:
+        inner = np.setdiff1d(np.flatnonzero(text == ord("\n")), starts[1:] - 1)
+        broken.update(np.unique(np.searchsorted(starts, inner, side="right") - 1).tolist())
+    if broken:
+        lines = list(blobs)
+        for i in broken:
+            lines[i] = blobs[i].replace(b"\n", b" ").replace(b"\r", b" ")
+        joined = b"\n".join(lines)
+    else:
+        joined = data
+    sizes[[i for i, v in enumerate(values) if v is None]] = -1
+    out = Parsed(slow=np.flatnonzero(~ok).tolist(), data=data, starts=starts, sizes=sizes)
+    out.pieces = _parse_pieces(_Lines(joined, starts, np.abs(sizes)), np.flatnonzero(ok), out.slow)
     return out
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Messages joined with newlines, without line breaks of their own: what pyarrow.json reads."""
+
+    data: bytes
+    starts: np.ndarray
+    sizes: np.ndarray
+
+    def text(self, positions: np.ndarray) -> pa.Buffer:
+        """The lines at `positions`, joined: a view of `data` when they are consecutive."""
+        first, last = int(positions[0]), int(positions[-1])
+        end = int(self.starts[last] + self.sizes[last])
+        if last - first == len(positions) - 1:
+            return pa.py_buffer(self.data)[int(self.starts[first]) : end]
+        return pa.py_buffer(
+            b"\n".join(
+                [self.data[self.starts[i] : self.starts[i] + self.sizes[i]] for i in positions]
+            )
+        )
+
+
+def _holding(data: bytes, token: bytes, starts: np.ndarray) -> list[int]:
+    """Positions of the messages (joined with newlines, starting at `starts`) holding `token`."""
+    found = []
+    at = data.find(token)
+    while at >= 0:
+        found.append(at)
+        at = data.find(token, at + 1)
+    if not found:
+        return []
+    return np.unique(np.searchsorted(starts, found, side="right") - 1).tolist()
 
 
 def decode_parsed(parsed: Parsed, now: datetime, oldest_day: date | None) -> Decoded:
@@ -176,20 +241,13 @@ class _Limits:
         return ok
 
 
-def _parse(values: Sequence[bytes | None], positions: list[int]) -> pa.Table | None:
-    lines = []
-    longest = 0
-    for i in positions:
-        v: bytes = values[i]  # type: ignore[assignment]
-        if b"\n" in v or b"\r" in v:
-            # Raw line breaks in JSON are whitespace (inside strings they must be escaped).
-            v = v.replace(b"\n", b" ").replace(b"\r", b" ")
-        lines.append(v)
-        longest = max(longest, len(v))
-    data = b"\n".join(lines)
+def _parse(lines: _Lines, positions: np.ndarray) -> pa.Table | None:
+    longest = int(lines.sizes[positions].max())
     options = pj.ReadOptions(use_threads=False, block_size=max(1 << 22, 2 * longest + 2))
     try:
-        parsed = pj.read_json(io.BytesIO(data), read_options=options, parse_options=_PARSE)
+        parsed = pj.read_json(
+            pa.BufferReader(lines.text(positions)), read_options=options, parse_options=_PARSE
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     # Two objects on one line would shift every row after them.
@@ -197,7 +255,7 @@ def _parse(values: Sequence[bytes | None], positions: list[int]) -> pa.Table | N
 
 
 def _parse_pieces(
-    values: Sequence[bytes | None], positions: list[int], slow: list[int]
+    lines: _Lines, positions: np.ndarray, slow: list[int]
 ) -> list[tuple[np.ndarray, pa.Table]]:
     """Parse `positions`; a part that fails is halved until the bad messages stand alone.
 
@@ -208,11 +266,11 @@ def _parse_pieces(
     todo = [positions[i : i + _PART] for i in range(0, len(positions), _PART)][::-1]
     while todo:
         part = todo.pop()
-        parsed = _parse(values, part)
+        parsed = _parse(lines, part)
         if parsed is not None:
-            pieces.append((np.asarray(part, dtype=np.int64), parsed))
+            pieces.append((part.astype(np.int64), parsed))
         elif len(part) <= 8:
-            slow.extend(part)
+            slow.extend(part.tolist())
         else:
             half = len(part) // 2
             todo += [part[half:], part[:half]]

@@ -106,7 +106,8 @@ class ProcessRunner:
         """Queue one poll's chunks, parsed here: the writer process is left the rules and the
         files, and the consumer's process, which mostly waits on the network, does the rest."""
         parsed = self._parsers.submit(parse_batch, [v for c in chunks for v in c.values])
-        self._send(("add", chunks, parsed))
+        # The values travel in `parsed`, joined (see `columnar.Parsed`).
+        self._send(("add", [c.without_values() for c in chunks], parsed))
         self.tick(on_published)
 
     def tick(self, on_published: OnPublished) -> None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from ingest import columnar
-from ingest.batch import CHUNK, Batch, Record
+from ingest.batch import CHUNK, Batch, Chunk, Record
 from ingest.decode import RULES
 from ingest.demo import studio_messages
 from ingest.fields import number_text
@@ -190,3 +190,24 @@ def test_float_params_are_written_as_the_reference_writes_them() -> None:
     values += [1e15, 1e16, 1e21, 1e22, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, None]
     got = columnar._float_texts(pa.array(values, pa.float64())).to_pylist()
     assert got == [None if v is None else number_text(v) for v in values]
+
+
+def test_chunks_without_values_decode_from_the_parsed_buffer() -> None:
+    """The writer process gets chunks without values and the values joined in `Parsed`: rows,
+    quarantine (the raw message whole) and the byte count match decoding the chunks whole."""
+    values = [orjson.dumps(example(t)) for t in TYPES] + _mutations()[:400]
+    values += [*bad_lines(), None, b"", b"{}", b'{"a":\r\n1}', b"x\ny", b"NaN"]
+    chunks = Chunk.of(_records(values))
+    whole = Batch("t", oldest_day=date(2021, 1, 1))
+    for chunk in chunks:
+        whole.add_chunk(chunk, NOW)
+    light = Batch("t", oldest_day=date(2021, 1, 1))
+    parsed = columnar.parse_batch([v for c in chunks for v in c.values])
+    light.add_parsed([c.without_values() for c in chunks], parsed, NOW)
+    a, b = whole.decode(NOW), light.decode(NOW)
+    assert [(t.name, d, _rows(x)) for t, d, x in a.tables] == [
+        (t.name, d, _rows(x)) for t, d, x in b.tables
+    ]
+    assert a.quarantined == b.quarantined > 0
+    assert whole.bytes == light.bytes == sum(len(v) for v in values if v)
+    assert [parsed.value(i) for i in range(len(values))] == values
