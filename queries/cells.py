@@ -14,6 +14,7 @@ sample as before. Nothing here knows a page or Streamlit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,39 +90,62 @@ group by date, {dimensions}, completed
 """
 CACHED = """
 select *
-from cached_cells
+from {table}
 where {where}
 """
 
 
 @dataclass(frozen=True)
 class Cells:
-    """The attempt cells of a range as a relation: `sql` selects them with `params`, reading
-    the cached days from `tables` (pass all three to `queries.base.frame`)."""
+    """The cells of a range as a relation: `sql` selects them with `params`, reading the cached
+    days from `tables` (pass all three to `queries.base.frame`)."""
 
     sql: str
     params: list[Any]
     tables: dict[str, pa.Table]
 
 
-def _cells_sql(attempts_sql: str, days: str) -> str:
+@dataclass(frozen=True)
+class Kind:
+    """A kind of cells: its rollup, dimensions (the filters that apply to the cached cells, with
+    the date), the SQL of its rows within some filters, and of the cells of those rows on the
+    days a condition keeps. The Arrow table of the cached cells is registered as `table`."""
+
+    rollup: rollup.Rollup
+    dimensions: tuple[str, ...]
+    rows: Callable[[Filters], tuple[str, list[Any]]]
+    cells: Callable[[str, str], str]
+    table: str
+
+
+def _attempt_cells_sql(attempts_sql: str, days: str) -> str:
     scores = ",\n    ".join(f"sum({s}) as {s}_sum, count({s}) as {s}_n" for s in STANDARD_SCORES)
     return CELLS.format(
         dimensions=", ".join(DIMENSIONS), scores=scores, attempts=attempts_sql, days=days
     )
 
 
+ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells")
+
+
 def attempt_cells(lake: Path, filters: Filters) -> Cells:
     """The attempt cells within `filters`. Columns: date, the DIMENSIONS, completed, attempts,
     named_at, workflow_name, then per measure its sum and count (or minimum and maximum) as in
     CELLS."""
-    if filters.workers:
-        sql, worker_params = attempts(filters)
-        return Cells(_cells_sql(sql, "true"), worker_params, {})
-    found = rollup.state(lake, ROLLUP, filters.start, filters.end, datetime.now(UTC).date())
+    return cells(lake, filters, ATTEMPT_CELLS)
+
+
+def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
+    """The cells of `kind` within `filters`: the cached months', and the others' computed from
+    their rows. A filter on a column that is not one of the kind's dimensions (a worker) has the
+    cells computed from the rows it keeps; the caller makes sure every other filter applies."""
+    if filters.workers and "worker_id" not in kind.dimensions:
+        sql, worker_params = kind.rows(filters)
+        return Cells(kind.cells(sql, "true"), worker_params, {})
+    found = rollup.state(lake, kind.rollup, filters.start, filters.end, datetime.now(UTC).date())
     current, uncached = dict(found.current), list(found.live)
     if found.stale:
-        stored = _cache(lake, found.stale) if rollup.writable(lake) else {}
+        stored = _cache(lake, kind, found.stale) if rollup.writable(lake) else {}
         current |= stored
         uncached += [d for b in found.stale if b.month not in stored for d in b.days]
     uncached = sorted(
@@ -134,10 +158,10 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
     params: list[Any] = []
     tables = {}
     if current:
-        where, where_params = filters.where_columns(DIMENSIONS)
-        parts.append(CACHED.format(where=where))
+        where, where_params = filters.where_columns(kind.dimensions)
+        parts.append(CACHED.format(table=kind.table, where=where))
         params += where_params
-        tables["cached_cells"] = rollup.load([current[m] for m in sorted(current)])
+        tables[kind.table] = rollup.load([current[m] for m in sorted(current)])
     if uncached or not parts:
         # Only the uncached days' files are read (their span, then the days themselves).
         span = replace(
@@ -145,21 +169,64 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
             start=min(uncached, default=filters.start),
             end=max(uncached, default=filters.end),
         )
-        sql, span_params = attempts(span)
-        parts.append(_cells_sql(sql, "list_contains(?::date[], date)"))
+        sql, span_params = kind.rows(span)
+        parts.append(kind.cells(sql, "list_contains(?::date[], date)"))
         params += [*span_params, uncached]
     return Cells("\nunion all by name\n".join(f"({p})" for p in parts), params, tables)
 
 
-def _cache(lake: Path, blocks: list[rollup.Block]) -> dict[str, Path]:
+def _cache(lake: Path, kind: Kind, blocks: list[rollup.Block]) -> dict[str, Path]:
     """Compute the cells of the blocks' days (one query) and store each block's; the files
     stored, by month."""
     days = sorted(d for b in blocks for d in b.days)
-    sql, params = attempts(Filters(start=days[0], end=days[-1]))
-    cells = frame(lake, _cells_sql(sql, "list_contains(?::date[], date)"), [*params, days])
+    sql, params = kind.rows(Filters(start=days[0], end=days[-1]))
+    computed = frame(lake, kind.cells(sql, "list_contains(?::date[], date)"), [*params, days])
     stored = {}
     for block in blocks:
-        rows = cells.filter(pl.col("date").is_in(block.days)).to_arrow()
-        if (path := rollup.store(lake, ROLLUP, block, rows)) is not None:
+        rows = computed.filter(pl.col("date").is_in(block.days)).to_arrow()
+        if (path := rollup.store(lake, kind.rollup, block, rows)) is not None:
             stored[block.month] = path
     return stored
+
+
+STAGE_ROLLUP = rollup.Rollup("stage_cells", ("job_stages",))
+#: The stage cells' dimensions besides date: a project, scene type or resolution tier filter
+#: does not apply to them (the stages lack those columns), nor does a worker's.
+STAGE_DIMENSIONS = ("workflow_id", "stage_name")
+STAGE_ROWS = """
+select date, workflow_id, stage_name, duration_ms
+from job_stages
+where {where}
+"""
+# One row per day, workflow and stage name: how many stages ran and their total duration.
+STAGE_CELLS = """
+select date, workflow_id, stage_name,
+    count(*) as stages,
+    sum(duration_ms) as total_ms,
+    count(duration_ms) as duration_n
+from ({rows})
+where {days}
+group by date, workflow_id, stage_name
+"""
+
+
+def _stage_rows(filters: Filters) -> tuple[str, list[Any]]:
+    where, params = filters.where("job_stages")
+    return STAGE_ROWS.format(where=where), params
+
+
+STAGE_CELL_KIND = Kind(
+    STAGE_ROLLUP,
+    STAGE_DIMENSIONS,
+    _stage_rows,
+    lambda rows, days: STAGE_CELLS.format(rows=rows, days=days),
+    "cached_stage_cells",
+)
+
+
+def stage_cells(lake: Path, filters: Filters) -> Cells:
+    """The stage cells within `filters` (no project, scene type or resolution tier filter: the
+    stages lack them). Columns: date, workflow_id, stage_name, stages, total_ms, duration_n."""
+    if filters.projects or filters.scene_types or filters.resolution_tiers:
+        raise ValueError("stage cells: a project, scene type or tier filter does not apply")
+    return cells(lake, filters, STAGE_CELL_KIND)

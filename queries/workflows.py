@@ -20,7 +20,7 @@ from queries.base import (
     job_source,
     sample_source,
 )
-from queries.cells import MS_PER_HOUR, attempt_cells
+from queries.cells import MS_PER_HOUR, attempt_cells, stage_cells
 
 WORKFLOW_SUMMARY = """
 with cells as ({cells})
@@ -310,6 +310,23 @@ from per_stage
 order by total_ms desc, stage_name
 """
 STAGE_QUANTILES = "quantile_cont(duration_ms, [0.5, 0.95])"
+# The same rows from the stage cells (`queries.cells.stage_cells`), percentiles left null.
+STAGE_TOTALS = """
+with per_stage as (
+    select stage_name,
+        sum(stages) as stages,
+        sum(total_ms) as total_ms,
+        sum(total_ms) / sum(duration_n) as avg_ms
+    from ({cells})
+    group by stage_name
+)
+select stage_name, cast(stages as bigint) as stages, total_ms,
+    total_ms / nullif(sum(total_ms) over (), 0) as share,
+    avg_ms, cast(null as double) as p50_ms, cast(null as double) as p95_ms,
+    cast(1 as bigint) as percentile_sample_rate
+from per_stage
+order by total_ms desc, stage_name
+"""
 # Keeps the stages of the attempts that pass the filters job_stages lacks.
 STAGE_ATTEMPTS = """
  and event_id in (
@@ -329,8 +346,9 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
 
     percentile_sample_rate: 1 where p50 and p95 are exact; over a large range a stage the stage
     sample holds enough of has them estimated on it (`queries.base.group_quantiles`), and it is
-    16. Counts, totals, shares and averages always count every stage. With a filter the stages
-    lack (project, scene type, tier) every percentile is exact.
+    16. Counts, totals, shares and averages always count every stage: over such a range they are
+    added up from the stage cells (`queries.cells.stage_cells`). With a filter the stages lack
+    (project, scene type, tier) every percentile is exact.
     """
     stages, params = filters.where("job_stages")
     source = "job_stages"
@@ -343,9 +361,10 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         source, _ = sample_source(lake, filters, "job_stages")
     if source == "job_stages":
         return frame(lake, STAGE_BREAKDOWN.format(stages=stages, quantiles=STAGE_QUANTILES), params)
-    exact = frame(
-        lake, STAGE_BREAKDOWN.format(stages=stages, quantiles="cast(null as double[])"), params
-    )
+    # A range this large has its counts and totals added up from the stage cells.
+    found_cells = stage_cells(lake, filters)
+    exact = frame(lake, STAGE_TOTALS.format(cells=found_cells.sql), found_cells.params,
+                  found_cells.tables)  # fmt: skip
     names = exact.get_column("stage_name").to_list()
     found = group_quantiles(
         lake, filters, "job_stages", source, "stage_name", "duration_ms", (0.5, 0.95), names

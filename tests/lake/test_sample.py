@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pytest
+from polars.testing import assert_frame_equal
 
 from app.cli import main
 from lake import sample
@@ -247,6 +248,9 @@ def test_percentiles_and_histograms_over_the_sample(staged: Path, monkeypatch) -
     assert row["p95_ms"] == pytest.approx(_quantile(durations, 0.95))
     assert row["stages"] == JOBS
     assert row["total_ms"] == sum(e["pipeline_stages"][1]["duration_ms"] for e in STAGED)
+    # Over a range this large the counts and totals come from the stage cells, cached once.
+    assert list((staged / "_meta" / "rollups" / "stage_cells").rglob("*.parquet"))
+    assert_frame_equal(workflows.stage_breakdown(staged, Filters()), stages)
 
     spread = workflows.histogram(staged, Filters(), "time_per_frame_ms", bins=4)
     assert spread.get_column("sample_rate").unique().to_list() == [16]

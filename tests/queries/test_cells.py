@@ -25,7 +25,7 @@ KEYS = ["date", *cells.DIMENSIONS, "completed"]
 def _raw_cells(lake: Path, filters: Filters) -> pl.DataFrame:
     """The cells computed from the attempts themselves, with no rollup involved."""
     sql, params = cells.attempts(filters)
-    return frame(lake, cells._cells_sql(sql, "true"), params)
+    return frame(lake, cells._attempt_cells_sql(sql, "true"), params)
 
 
 def _cells(lake: Path, filters: Filters) -> pl.DataFrame:
@@ -162,3 +162,64 @@ def test_threads_building_the_same_month_at_once_agree(farm_copy: Path) -> None:
         _same(cells_seen, _raw_cells(farm_copy, ALL))
     assert len(_month_files(farm_copy)) == 1
     _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
+
+
+# --- stage cells ------------------------------------------------------------------------------
+
+STAGE_KEYS = ["date", *cells.STAGE_DIMENSIONS]
+
+
+def _stage_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+    if cached:
+        found = cells.stage_cells(lake, filters)
+        sql, params, tables = found.sql, found.params, found.tables
+    else:  # from the stages themselves, with no rollup involved
+        rows, params = cells._stage_rows(filters)
+        sql, tables = cells.STAGE_CELLS.format(rows=rows, days="true"), {}
+    got = frame(lake, f"select * from ({sql})", params, tables)
+    return got.sort(STAGE_KEYS).select(sorted(got.columns))
+
+
+def _stage_files(lake: Path) -> list[Path]:
+    return sorted((lake / "_meta" / "rollups" / cells.STAGE_ROLLUP.name).rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ALL,
+        Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
+        Filters(workflows=("wf-a",)),
+        Filters(workers=("gpu-01",)),  # not a dimension: computed from the stages
+    ],
+)
+def test_cached_stage_cells_equal_the_cells_of_the_stages(
+    farm_copy: Path, filters: Filters
+) -> None:
+    _stage_cells(farm_copy, ALL, cached=True)  # the month is cached
+    assert len(_stage_files(farm_copy)) == 1
+    got = _stage_cells(farm_copy, filters, cached=True)
+    assert_frame_equal(got, _stage_cells(farm_copy, filters, cached=False))
+    assert got.height > 0
+
+
+def test_a_new_stage_file_in_a_cached_month_is_counted_at_once(farm_copy: Path) -> None:
+    before = _stage_cells(farm_copy, ALL, cached=True)
+    late = _late("j9", "2025-06-20T08:00:00Z") | {
+        "pipeline_stages": [{"name": "sample", "duration_ms": 5000}]
+    }
+    write_events(farm_copy, [late])
+    after = _stage_cells(farm_copy, ALL, cached=True)
+    assert after.get_column("stages").sum() == before.get_column("stages").sum() + 1
+    assert after.get_column("total_ms").sum() == before.get_column("total_ms").sum() + 5000
+    assert_frame_equal(after, _stage_cells(farm_copy, ALL, cached=False))
+
+
+def test_stage_cells_refuse_a_filter_the_stages_lack(farm_copy: Path) -> None:
+    for filters in (
+        Filters(projects=("p2",)),
+        Filters(scene_types=("walk",)),
+        Filters(resolution_tiers=("1080p",)),
+    ):
+        with pytest.raises(ValueError, match="does not apply"):
+            cells.stage_cells(farm_copy, filters)
