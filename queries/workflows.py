@@ -223,54 +223,62 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
 
 GPU_TIME_DIMENSIONS = ("project_id", "character_id", "scene_type", "resolution_tier")
 
-# Every dimension in one scan: one grouping set per dimension; grouping_id tells the set apart
-# (a bit per column, set when the column is not grouped, the first column the highest bit).
+# Project, scene type and tier are dimensions of the attempt cells (`queries.cells`): added up
+# from them. The characters, too many for a cell, are grouped from the attempts (one column).
 GPU_TIME_BY = """
-with attempts as (
-    select {columns}, true as completed, total_gpu_time_ms as gpu_time_ms
+with cells as ({cells}),
+attempts as (
+    select character_id, true as completed, total_gpu_time_ms as gpu_time_ms
     from jobs
     where {jobs}
     union all
-    select {columns}, false as completed, total_gpu_time_ms as gpu_time_ms
+    select character_id, false as completed, total_gpu_time_ms as gpu_time_ms
     from job_failures
     where {failures}
 ),
 per_value as (
-    select grouping_id({columns}) as set_id, coalesce({columns}) as value,
+    {from_cells}
+    union all
+    select 'character_id' as dimension, character_id as value,
         count(*) filter (where completed) as jobs,
         coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours
     from attempts
-    group by grouping sets ({sets})
+    group by character_id
 )
-select {dimension} as dimension, value, jobs, gpu_hours,
-    gpu_hours / nullif(sum(gpu_hours) over (partition by set_id), 0) as share
+select dimension, value, jobs, gpu_hours,
+    gpu_hours / nullif(sum(gpu_hours) over (partition by dimension), 0) as share
 from per_value
-order by set_id, gpu_hours desc, value nulls last
+order by list_position(?::varchar[], dimension), gpu_hours desc, value nulls last
+"""
+GPU_TIME_FROM_CELLS = """
+    select '{dimension}' as dimension, {dimension} as value,
+        cast(coalesce(sum(attempts) filter (where completed), 0) as bigint) as jobs,
+        coalesce(sum(gpu_time_ms), 0) / {ms_per_hour} as gpu_hours
+    from cells
+    group by {dimension}
 """
 
 
 def gpu_time_by_dimensions(lake: Path, filters: Filters) -> pl.DataFrame:
-    """`gpu_time_by` of every dimension of GPU_TIME_DIMENSIONS, from one scan: dimension, then
-    its rows in order (dimensions in GPU_TIME_DIMENSIONS order)."""
-    names = [column("jobs", d) for d in GPU_TIME_DIMENSIONS]
-    for d in GPU_TIME_DIMENSIONS:
-        column("job_failures", d)
-    bits = len(names)
-    cases = " ".join(
-        f"when {(1 << bits) - 1 - (1 << (bits - 1 - i))} then '{d}'"
-        for i, d in enumerate(GPU_TIME_DIMENSIONS)
+    """`gpu_time_by` of every dimension of GPU_TIME_DIMENSIONS: dimension, then its rows in order
+    (dimensions in GPU_TIME_DIMENSIONS order)."""
+    found = attempt_cells(lake, filters)
+    from_cells = "\n    union all\n".join(
+        GPU_TIME_FROM_CELLS.format(dimension=d, ms_per_hour=MS_PER_HOUR)
+        for d in GPU_TIME_DIMENSIONS
+        if d != "character_id"
     )
     jobs, jobs_params = filters.where("jobs")
     failures, failure_params = filters.where("job_failures")
     sql = GPU_TIME_BY.format(
-        columns=", ".join(names),
-        sets=", ".join(f"({n})" for n in names),
-        dimension=f"case set_id {cases} end",
+        cells=found.sql,
+        from_cells=from_cells,
         jobs=jobs,
         failures=failures,
         ms_per_hour=MS_PER_HOUR,
     )
-    return frame(lake, sql, [*jobs_params, *failure_params])
+    params = [*found.params, *jobs_params, *failure_params, list(GPU_TIME_DIMENSIONS)]
+    return frame(lake, sql, params, found.tables)
 
 
 def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:

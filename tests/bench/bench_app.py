@@ -404,14 +404,18 @@ def baseline(args: argparse.Namespace) -> None:
 
 
 def prepare_rollups(lake: Path) -> int:
-    """Bring the lake's attempt-cell rollups up to date; the month files now current."""
+    """Bring the lake's rollups (attempt and stage cells) up to date; the month files now
+    current."""
     from lake import rollup
     from queries.base import Filters
-    from queries.cells import ROLLUP, attempt_cells
+    from queries.cells import ROLLUP, STAGE_ROLLUP, attempt_cells, stage_cells
 
     attempt_cells(lake, Filters())
-    today = datetime.now(UTC).date()  # the UTC today attempt_cells settles days by
-    return len(rollup.state(lake, ROLLUP, None, None, today).current)
+    stage_cells(lake, Filters())
+    today = datetime.now(UTC).date()  # the UTC today the cells settle days by
+    return sum(
+        len(rollup.state(lake, r, None, None, today).current) for r in (ROLLUP, STAGE_ROLLUP)
+    )
 
 
 def _close(a: Any, b: Any, tolerance: float = 1e-9) -> bool:
@@ -590,11 +594,11 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"lake {args.lake}: {first} to {last}, "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))  # fmt: skip
-    # The attempt cells' monthly rollups (queries.cells) are built by the first query that
-    # needs them, as in the app; here before the clock, so that every page finds them.
+    # The monthly rollups of the attempt and stage cells (queries.cells) are built by the first
+    # query that needs them, as in the app; here before the clock, so that every page finds them.
     started = time.perf_counter()
     built = prepare_rollups(args.lake)
-    print(f"attempt-cell rollups: {built} month files current after "
+    print(f"rollups (attempt and stage cells): {built} month files current after "
           f"{time.perf_counter() - started:.1f} s (built once, rebuilt when a month's files change)")  # fmt: skip
     files, size = evict(args.lake)
     cold_rate = read_rate(args.lake / "jobs")
