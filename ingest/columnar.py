@@ -123,15 +123,15 @@ def parse_batch(values: Sequence[bytes | None]) -> Parsed:
         return Parsed()
     blobs = [v or b"" for v in values]
     data = b"\n".join(blobs)
-    sizes = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     starts = np.zeros(len(blobs), dtype=np.int64)
-    np.cumsum(sizes[:-1] + 1, out=starts[1:])
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
     # Cheap screens for what pyarrow reads differently from the contract's JSON: an empty or
     # whitespace-led value, NaN, and nulls where null and absent differ. They run over the
     # joined values at once, and only the few messages a token was found in are looked at.
-    ok = (sizes > 0) & (sizes <= f.MAX_TEXT)
+    ok = (lengths > 0) & (lengths <= f.MAX_TEXT)
     text = np.frombuffer(data, dtype=np.uint8)
-    ok[ok] = (text[starts[ok]] == ord("{")) & (text[starts[ok] + sizes[ok] - 1] == ord("}"))
+    ok[ok] = (text[starts[ok]] == ord("{")) & (text[starts[ok] + lengths[ok] - 1] == ord("}"))
     for token in (b"NaN", b"Infinity"):
         ok[_holding(data, token, starts)] = False
     for i in _holding(data, b"null", starts):
@@ -150,9 +150,10 @@ def parse_batch(values: Sequence[bytes | None]) -> Parsed:
         joined = b"\n".join(lines)
     else:
         joined = data
+    sizes = lengths.copy()
     sizes[[i for i, v in enumerate(values) if v is None]] = -1
     out = Parsed(slow=np.flatnonzero(~ok).tolist(), data=data, starts=starts, sizes=sizes)
-    out.pieces = _parse_pieces(_Lines(joined, starts, np.abs(sizes)), np.flatnonzero(ok), out.slow)
+    out.pieces = _parse_pieces(_Lines(joined, starts, lengths), np.flatnonzero(ok), out.slow)
     return out
 
 

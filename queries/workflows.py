@@ -20,6 +20,7 @@ from queries.base import (
     job_source,
     sample_source,
 )
+from queries.cells import DIMENSIONS as CELL_DIMENSIONS
 from queries.cells import MS_PER_HOUR, attempt_cells, stage_cells
 
 WORKFLOW_SUMMARY = """
@@ -266,7 +267,7 @@ def gpu_time_by_dimensions(lake: Path, filters: Filters) -> pl.DataFrame:
     from_cells = "\n    union all\n".join(
         GPU_TIME_FROM_CELLS.format(dimension=d, ms_per_hour=MS_PER_HOUR)
         for d in GPU_TIME_DIMENSIONS
-        if d != "character_id"
+        if d in CELL_DIMENSIONS
     )
     jobs, jobs_params = filters.where("jobs")
     failures, failure_params = filters.where("job_failures")
@@ -296,44 +297,35 @@ def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:
 # Filters `job_stages` cannot apply itself: it has no such columns.
 _ATTEMPT_ONLY_FILTERS = ("projects", "scene_types", "resolution_tiers")
 
+# One row per stage name from `per_stage` (stage_name, stages, total_ms, avg_ms, quantiles),
+# the stages themselves (STAGE_FROM_ROWS) or their cells (STAGE_FROM_CELLS).
 STAGE_BREAKDOWN = """
-with stages as (
-    select stage_name, duration_ms
-    from job_stages
-    where {stages}
-),
-per_stage as (
-    select stage_name,
-        count(*) as stages,
-        sum(duration_ms) as total_ms,
-        avg(duration_ms) as avg_ms,
-        {quantiles} as quantiles
-    from stages
-    group by stage_name
-)
+with per_stage as ({per_stage})
 select stage_name, stages, total_ms, total_ms / nullif(sum(total_ms) over (), 0) as share,
     avg_ms, quantiles[1] as p50_ms, quantiles[2] as p95_ms,
     cast(1 as bigint) as percentile_sample_rate
 from per_stage
 order by total_ms desc, stage_name
 """
-STAGE_QUANTILES = "quantile_cont(duration_ms, [0.5, 0.95])"
-# The same rows from the stage cells (`queries.cells.stage_cells`), percentiles left null.
-STAGE_TOTALS = """
-with per_stage as (
+STAGE_FROM_ROWS = """
     select stage_name,
-        sum(stages) as stages,
+        count(*) as stages,
+        sum(duration_ms) as total_ms,
+        avg(duration_ms) as avg_ms,
+        quantile_cont(duration_ms, [0.5, 0.95]) as quantiles
+    from job_stages
+    where {stages}
+    group by stage_name
+"""
+# The same from the stage cells (`queries.cells.stage_cells`), percentiles left null.
+STAGE_FROM_CELLS = """
+    select stage_name,
+        cast(sum(stages) as bigint) as stages,
         sum(total_ms) as total_ms,
-        sum(total_ms) / sum(duration_n) as avg_ms
+        sum(total_ms) / sum(duration_n) as avg_ms,
+        cast(null as double[]) as quantiles
     from ({cells})
     group by stage_name
-)
-select stage_name, cast(stages as bigint) as stages, total_ms,
-    total_ms / nullif(sum(total_ms) over (), 0) as share,
-    avg_ms, cast(null as double) as p50_ms, cast(null as double) as p95_ms,
-    cast(1 as bigint) as percentile_sample_rate
-from per_stage
-order by total_ms desc, stage_name
 """
 # Keeps the stages of the attempts that pass the filters job_stages lacks.
 STAGE_ATTEMPTS = """
@@ -368,11 +360,14 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
     else:
         source, _ = sample_source(lake, filters, "job_stages")
     if source == "job_stages":
-        return frame(lake, STAGE_BREAKDOWN.format(stages=stages, quantiles=STAGE_QUANTILES), params)
+        per_stage = STAGE_FROM_ROWS.format(stages=stages)
+        return frame(lake, STAGE_BREAKDOWN.format(per_stage=per_stage), params)
     # A range this large has its counts and totals added up from the stage cells.
     found_cells = stage_cells(lake, filters)
-    exact = frame(lake, STAGE_TOTALS.format(cells=found_cells.sql), found_cells.params,
-                  found_cells.tables)  # fmt: skip
+    per_stage = STAGE_FROM_CELLS.format(cells=found_cells.sql)
+    exact = frame(
+        lake, STAGE_BREAKDOWN.format(per_stage=per_stage), found_cells.params, found_cells.tables
+    )
     names = exact.get_column("stage_name").to_list()
     found = group_quantiles(
         lake, filters, "job_stages", source, "stage_name", "duration_ms", (0.5, 0.95), names
