@@ -9,7 +9,11 @@ first time a query needs them, and recomputed when its files change; today's, an
 cache cannot be written for, are computed from its attempts by the same SQL within the query.
 A worker filter is not a dimension of the cells: the cells are then computed from the attempts
 the filter keeps. Percentiles are not sums: the views take them from the attempts or the job
-sample as before. Nothing here knows a page or Streamlit.
+sample as before.
+
+Other kinds of cells (`Kind`) work the same way: the pipeline stages per day, workflow and stage
+(`stage_cells`), the completed jobs per day, worker and GPU model (`worker_cells`) and the worker
+samples per day and worker (`worker_sample_cells`). Nothing here knows a page or Streamlit.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import polars as pl
 import pyarrow as pa
 
 from lake import rollup
-from lake.tables import STANDARD_SCORES
-from queries.base import Filters, frame
+from lake.tables import STANDARD_SCORES, TABLES
+from queries.base import FILTER_COLUMNS, Filters, frame
 
 MS_PER_HOUR = 3.6e6
 
@@ -109,13 +113,21 @@ class Cells:
 class Kind:
     """A kind of cells: its rollup, dimensions (the filters that apply to the cached cells, with
     the date), the SQL of its rows within some filters, and of the cells of those rows on the
-    days a condition keeps. The Arrow table of the cached cells is registered as `table`."""
+    days a condition keeps. The Arrow table of the cached cells is registered as `table`;
+    `source` is the lake table whose columns the rows' filters apply to."""
 
     rollup: rollup.Rollup
     dimensions: tuple[str, ...]
     rows: Callable[[Filters], tuple[str, list[Any]]]
     cells: Callable[[str, str], str]
     table: str
+    source: str
+
+    def from_rows(self, filters: Filters) -> bool:
+        """Whether `filters` restrict a column of the rows that is not a dimension (a worker,
+        for the attempt cells): the cells must then be computed from the rows it keeps."""
+        columns = set(TABLES[self.source].schema.names) - set(self.dimensions)
+        return any(getattr(filters, f) and c in columns for f, c in FILTER_COLUMNS.items())
 
 
 def _attempt_cells_sql(attempts_sql: str, days: str) -> str:
@@ -125,7 +137,7 @@ def _attempt_cells_sql(attempts_sql: str, days: str) -> str:
     )
 
 
-ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells")
+ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells", "jobs")
 
 
 def attempt_cells(lake: Path, filters: Filters) -> Cells:
@@ -138,8 +150,8 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
 def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
     """The cells of `kind` within `filters`: the cached months', and the others' computed from
     their rows. A filter on a column that is not one of the kind's dimensions (a worker) has the
-    cells computed from the rows it keeps; the caller makes sure every other filter applies."""
-    if filters.workers and "worker_id" not in kind.dimensions:
+    cells computed from the rows it keeps; a filter on a column the rows lack does not apply."""
+    if kind.from_rows(filters):
         sql, worker_params = kind.rows(filters)
         return Cells(kind.cells(sql, "true"), worker_params, {})
     found = rollup.state(lake, kind.rollup, filters.start, filters.end, datetime.now(UTC).date())
@@ -221,6 +233,7 @@ STAGE_CELL_KIND = Kind(
     _stage_rows,
     lambda rows, days: STAGE_CELLS.format(rows=rows, days=days),
     "cached_stage_cells",
+    "job_stages",
 )
 
 
@@ -230,3 +243,93 @@ def stage_cells(lake: Path, filters: Filters) -> Cells:
     if filters.projects or filters.scene_types or filters.resolution_tiers:
         raise ValueError("stage cells: a project, scene type or tier filter does not apply")
     return cells(lake, filters, STAGE_CELL_KIND)
+
+
+WORKER_ROLLUP = rollup.Rollup("worker_cells", ("jobs",))
+#: The worker cells' dimension besides date; a workflow, project, scene type or tier filter has
+#: them computed from the jobs it keeps.
+WORKER_DIMENSIONS = ("worker_id",)
+WORKER_ROWS = """
+select date, worker_id, gpu_model, occurred_at, frame_count, total_gpu_time_ms, vram_peak_mb,
+    vram_total_mb
+from jobs
+where {where}
+"""
+# One row per day, worker and GPU model: its completed jobs added up. `last_at` is its latest job,
+# so a worker's GPU model is arg_max(gpu_model, last_at) over its cells.
+WORKER_CELLS = """
+select date, worker_id, gpu_model,
+    count(*) as jobs,
+    max(occurred_at) as last_at,
+    cast(sum(frame_count) as bigint) as frames,
+    cast(sum(total_gpu_time_ms) as bigint) as gpu_time_ms,
+    cast(sum(vram_peak_mb) as bigint) as vram_peak_sum,
+    count(vram_peak_mb) as vram_peaks,
+    max(vram_peak_mb) as max_vram_peak_mb,
+    max(vram_total_mb) as vram_total_mb
+from ({rows})
+where {days}
+group by date, worker_id, gpu_model
+"""
+
+
+def _worker_rows(filters: Filters) -> tuple[str, list[Any]]:
+    where, params = filters.where("jobs")
+    return WORKER_ROWS.format(where=where), params
+
+
+WORKER_CELL_KIND = Kind(
+    WORKER_ROLLUP,
+    WORKER_DIMENSIONS,
+    _worker_rows,
+    lambda rows, days: WORKER_CELLS.format(rows=rows, days=days),
+    "cached_worker_cells",
+    "jobs",
+)
+
+
+def worker_cells(lake: Path, filters: Filters) -> Cells:
+    """The worker cells within `filters`. Columns: date, worker_id, gpu_model, jobs, last_at,
+    frames, gpu_time_ms, vram_peak_sum, vram_peaks, max_vram_peak_mb, vram_total_mb."""
+    return cells(lake, filters, WORKER_CELL_KIND)
+
+
+SAMPLE_ROLLUP = rollup.Rollup("worker_sample_cells", ("worker_samples",))
+SAMPLE_ROWS = """
+select date, worker_id, state, interval_s, vram_total_mb
+from worker_samples
+where {where}
+"""
+# One row per day and worker: seconds generating, generating or idle (offline left out), and the
+# largest GPU memory its samples reported.
+SAMPLE_CELLS = """
+select date, worker_id,
+    sum(interval_s) filter (where state = 'generating') as generating_s,
+    sum(interval_s) filter (where state in ('generating', 'idle')) as active_s,
+    max(vram_total_mb) as vram_total_mb
+from ({rows})
+where {days}
+group by date, worker_id
+"""
+
+
+def _sample_rows(filters: Filters) -> tuple[str, list[Any]]:
+    where, params = filters.where("worker_samples")
+    return SAMPLE_ROWS.format(where=where), params
+
+
+SAMPLE_CELL_KIND = Kind(
+    SAMPLE_ROLLUP,
+    WORKER_DIMENSIONS,
+    _sample_rows,
+    lambda rows, days: SAMPLE_CELLS.format(rows=rows, days=days),
+    "cached_sample_cells",
+    "worker_samples",
+)
+
+
+def worker_sample_cells(lake: Path, filters: Filters) -> Cells:
+    """The worker sample cells within `filters` (only a worker filter applies: the samples have
+    no workflow, project, scene type or tier). Columns: date, worker_id, generating_s, active_s,
+    vram_total_mb."""
+    return cells(lake, filters, SAMPLE_CELL_KIND)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from queries.base import Filters, frame
+from queries.base import Filters, frame, job_source
+from queries.cells import worker_cells, worker_sample_cells
 
 #: Underperformer: at least this much slower than same-model peers on matched work ...
 SLOW_RATIO = 1.2
@@ -22,34 +23,45 @@ MIN_MATCHED_JOBS = 20
 #: Underperformer: utilization below this share of the median of its same-model peers.
 LOW_UTILIZATION_SHARE = 0.75
 
-# One row per cell: a worker, GPU model, workflow and resolution tier, with the worker's median
-# time per frame there and the sums its totals add up; the only scan of `jobs`.
-CELLS = """
-select worker_id, gpu_model, workflow_id, resolution_tier,
-    count(*) as jobs,
-    median(time_per_frame_ms) as time_per_frame_ms,
-    max(occurred_at) as last_at,
-    cast(sum(frame_count) as bigint) as frames,
-    sum(total_gpu_time_ms) as gpu_time_ms,
-    sum(vram_peak_mb) as vram_peak_sum,
-    count(vram_peak_mb) as vram_peaks,
-    max(vram_peak_mb) as max_vram_peak_mb,
+# Per worker: its worker cells (`queries.cells.worker_cells`) added up; its GPU model is the one
+# of its latest job that sent one.
+TOTALS = """
+select worker_id,
+    arg_max(gpu_model, last_at) filter (where gpu_model is not null) as gpu_model,
+    cast(sum(jobs) as bigint) as jobs,
+    cast(sum(frames) as bigint) as frames,
+    sum(gpu_time_ms) / 3600000.0 as gpu_hours,
+    sum(vram_peak_sum) / nullif(sum(vram_peaks), 0) as avg_vram_peak_mb,
+    max(max_vram_peak_mb) as max_vram_peak_mb,
     max(vram_total_mb) as vram_total_mb
-from jobs
+from ({cells})
+group by worker_id
+"""
+# Per worker: its worker sample cells (`queries.cells.worker_sample_cells`) added up.
+SAMPLES = """
+select worker_id,
+    coalesce(sum(generating_s), 0) as generating_s,
+    coalesce(sum(active_s), 0) as active_s,
+    max(vram_total_mb) as samples_vram_total_mb
+from ({cells})
+group by worker_id
+"""
+# One row per matched-work cell of a worker: its median time per frame there and its jobs (a
+# sampled job counts `rate` times).
+MEDIANS = """
+select worker_id, gpu_model, workflow_id, resolution_tier,
+    count(*) * {rate} as jobs,
+    median(time_per_frame_ms) as time_per_frame_ms
+from {source}
 where {where}
 group by worker_id, gpu_model, workflow_id, resolution_tier
 """
-SAMPLES = """
-select worker_id,
-    sum(interval_s) filter (where state = 'generating') as generating_s,
-    sum(interval_s) filter (where state in ('generating', 'idle')) as active_s,
-    max(vram_total_mb) as samples_vram_total_mb
-from worker_samples
-where {where}
-group by worker_id
-"""
 #: Matched work: cells of the same workflow and resolution tier (a missing tier is a tier).
 MATCH = ["workflow_id", "resolution_tier"]
+#: The cells' medians come from the job sample (`queries.base.job_source`) only where it holds
+#: this many jobs per cell on average: the relative time per frame is then within about 0.01 of
+#: the exact one (measured on the benchmark lake: 59 a cell, all-time), and every row otherwise.
+MIN_CELL_SAMPLE = 40
 
 
 def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
@@ -71,22 +83,27 @@ def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
       utilization below 0.75 x the median utilization of its same-model peers; flag_reason says
       which, else null.
 
-    SQL groups the jobs into cells and the samples per worker; the peers' medians are worked
-    out here over the cells (a few thousand rows): as a self-join in SQL they cost more than
-    the scan of the jobs (1.8 s of 2.8 s over 10M jobs).
+    - percentile_sample_rate: 1 where the medians behind relative_time_per_frame and
+      efficiency_rank are exact; 16 where they come from the job sample (a range of 200,000
+      jobs or more with MIN_CELL_SAMPLE sampled jobs per cell on average; matched jobs are then
+      estimated, and every other figure still counts every job).
+
+    The totals and utilization add up the worker rollups (`queries.cells`); the medians are one
+    scan of the jobs (or their sample) per cell, and the peers' medians are worked out here over
+    the cells (a few thousand rows): as a self-join in SQL they cost more than that scan.
     """
-    jobs_where, jobs_params = filters.where("jobs")
-    samples_where, samples_params = filters.where("worker_samples")
-    cells = frame(lake, CELLS.format(where=jobs_where), jobs_params)
-    samples = frame(lake, SAMPLES.format(where=samples_where), samples_params)
+    found = worker_cells(lake, filters)
+    totals = frame(lake, TOTALS.format(cells=found.sql), found.params, found.tables)
+    found = worker_sample_cells(lake, filters)
+    samples = frame(lake, SAMPLES.format(cells=found.sql), found.params, found.tables)
+    cells, rate = _cells(lake, filters, int(totals.get_column("jobs").sum()))
     relative = _relative(cells, same_model=True).rename(
         {"ratio": "relative_time_per_frame", "jobs": "matched_jobs"}
     )
     fleet = _relative(cells, same_model=False).select("worker_id", fleet_time_per_frame="ratio")
     vram_total = pl.coalesce("vram_total_mb", "samples_vram_total_mb")
     rows = (
-        _totals(cells)
-        .join(samples, on="worker_id", how="left")
+        totals.join(samples, on="worker_id", how="left")
         .join(relative, on="worker_id", how="left")
         .join(fleet, on="worker_id", how="left")
         .sort("worker_id")
@@ -108,9 +125,10 @@ def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     reasons = pl.concat_str(
         pl.when(slow).then(
             pl.format(
-                "{}% slower than {} peers on matched work ({} jobs)",
+                "{}% slower than {} peers on matched work ({}{} jobs)",
                 ((pl.col("relative_time_per_frame") - 1) * 100).round(0).cast(pl.Int64),
                 pl.col("gpu_model"),
+                pl.lit("about " if rate > 1 else ""),
                 pl.col("matched_jobs"),
             )
         ),
@@ -128,6 +146,7 @@ def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     return rows.with_columns(
         underperformer=(slow | idle).fill_null(False),
         flag_reason=pl.when(reasons != "").then(reasons),
+        percentile_sample_rate=pl.lit(rate, pl.Int64),
     ).select(
         "worker_id",
         "gpu_model",
@@ -143,7 +162,20 @@ def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
         "efficiency_rank",
         "underperformer",
         "flag_reason",
+        "percentile_sample_rate",
     )
+
+
+def _cells(lake: Path, filters: Filters, jobs: int) -> tuple[pl.DataFrame, int]:
+    """The matched-work cells (MEDIANS) of the jobs in `filters`, from the job sample where it
+    holds MIN_CELL_SAMPLE jobs a cell on average, else from every job; and the sample's rate."""
+    where, params = filters.where("jobs")
+    source, rate = job_source(lake, filters, jobs)
+    if rate > 1:
+        cells = frame(lake, MEDIANS.format(source=source, where=where, rate=rate), params)
+        if cells.height and cells.get_column("jobs").sum() / rate >= MIN_CELL_SAMPLE * cells.height:
+            return cells, rate
+    return frame(lake, MEDIANS.format(source="jobs", where=where, rate=1), params), 1
 
 
 def _peer_median(rows: pl.DataFrame, column: str) -> pl.Series:
@@ -165,26 +197,6 @@ def _ratio(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.when(b != 0).then(a.cast(pl.Float64) / b)
 
 
-def _totals(cells: pl.DataFrame) -> pl.DataFrame:
-    """Per worker, its cells added up; its GPU model is the one of its latest job that sent one."""
-    models = (
-        cells.filter(pl.col("gpu_model").is_not_null())
-        .sort("last_at")
-        .group_by("worker_id")
-        .agg(pl.col("gpu_model").last())
-    )
-    peaks = pl.col("vram_peaks").sum()
-    sums = cells.group_by("worker_id").agg(
-        jobs=pl.col("jobs").sum(),
-        frames=pl.col("frames").sum(),
-        gpu_hours=pl.col("gpu_time_ms").sum() / 3_600_000.0,
-        avg_vram_peak_mb=pl.when(peaks > 0).then(pl.col("vram_peak_sum").sum() / peaks),
-        max_vram_peak_mb=pl.col("max_vram_peak_mb").max(),
-        vram_total_mb=pl.col("vram_total_mb").max(),
-    )
-    return sums.join(models, on="worker_id", how="left")
-
-
 def _relative(cells: pl.DataFrame, same_model: bool) -> pl.DataFrame:
     """Per worker with peers on matched work (and the same GPU model when `same_model`): ratio,
     the mean over its cells of its median time per frame / the median of the other workers'
@@ -192,15 +204,24 @@ def _relative(cells: pl.DataFrame, same_model: bool) -> pl.DataFrame:
     keys = [*MATCH, "gpu_model"] if same_model else MATCH
     if same_model:  # a cell without a GPU model has no same-model peer
         cells = cells.filter(pl.col("gpu_model").is_not_null())
-    cells = cells.with_columns(_group=pl.struct(keys).rank("dense")).sort("_group")
+    one_each = pl.col("worker_id").n_unique().over("_group") == pl.len().over("_group")
+    cells = (
+        cells.with_columns(_group=pl.struct(keys).rank("dense"))
+        .with_columns(
+            _simple=one_each & pl.col("time_per_frame_ms").is_not_null().all().over("_group")
+        )
+        .sort("_group", "time_per_frame_ms", nulls_last=True)
+    )
     group = cells.get_column("_group").to_numpy()
     workers = cells.get_column("worker_id").to_numpy()
     values = cells.get_column("time_per_frame_ms").cast(pl.Float64).fill_null(np.nan).to_numpy()
-    peer = np.full(len(values), np.nan)
-    has_peers = np.zeros(len(values), dtype=bool)
+    has_peers, peer = _sorted_peer_medians(group, values)
+    # A group with a worker's two cells (two GPU models) or a missing value, one at a time.
     bounds = np.flatnonzero(np.diff(group, prepend=-1, append=-1))
+    simple = cells.get_column("_simple").to_numpy()
     for a, b in itertools.pairwise(bounds):
-        has_peers[a:b], peer[a:b] = _others_median(workers[a:b], values[a:b])
+        if not simple[a]:
+            has_peers[a:b], peer[a:b] = _others_median(workers[a:b], values[a:b])
     matched = (
         cells.with_columns(peer=pl.Series(peer).fill_nan(None))
         .filter(pl.Series(has_peers))
@@ -214,29 +235,32 @@ def _relative(cells: pl.DataFrame, same_model: bool) -> pl.DataFrame:
     )
 
 
+def _sorted_peer_medians(group: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, sorted by group then value, where each worker has one cell of its group and
+    every value is known: whether its group has another cell, and the median of the other
+    cells' values, as SQL's median (the mean of the two middle values of an even count) would
+    give it. The k-th of the others is the k-th or (k+1)-th of the whole sorted group, so every
+    group is read off by position at once."""
+    rows = len(values)
+    starts = np.flatnonzero(np.diff(group, prepend=-1))  # groups are ranks from 1
+    sizes = np.diff(np.append(starts, rows))
+    start, rest = np.repeat(starts, sizes), np.repeat(sizes, sizes) - 1
+    rank = np.arange(rows) - start
+
+    def kth(k: np.ndarray) -> np.ndarray:
+        return values[np.clip(start + np.where(k < rank, k, k + 1), 0, max(rows - 1, 0))]
+
+    middle = (kth((rest - 1) // 2) + kth(rest // 2)) / 2
+    return rest > 0, np.where(rest > 0, middle, np.nan)
+
+
 def _others_median(workers: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per cell of one group: whether another worker has a cell there, and the median of those
-    cells' values (NaN when none has a value), as SQL's median (the mean of the two middle
-    values of an even count) would give it."""
-    n = len(values)
+    cells' values (NaN when none has a value), as SQL's median would give it."""
     others = workers[:, None] != workers[None, :]
-    has_peers = others.any(axis=1)
     known = ~np.isnan(values)
-    if n > 1 and len(set(workers)) == n and known.all():
-        # One cell a worker: the median of the sorted values without the cell's own, read off
-        # the sorted array by position (k-th of the rest is k-th or (k+1)-th of all).
-        order = np.argsort(values, kind="stable")
-        ranked, rank = values[order], np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n)
-        rest = n - 1
-
-        def kth(k: int) -> np.ndarray:
-            return ranked[np.where(k < rank, k, k + 1)]
-
-        middle = kth(rest // 2) if rest % 2 else (kth(rest // 2 - 1) + kth(rest // 2)) / 2
-        return has_peers, middle
     medians = [
         float(np.median(values[mask & known])) if (mask & known).any() else np.nan
         for mask in others
     ]
-    return has_peers, np.array(medians, dtype=np.float64)
+    return others.any(axis=1), np.array(medians, dtype=np.float64)

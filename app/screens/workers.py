@@ -41,9 +41,17 @@ def page() -> None:
     _headline(fleet)
     _ranking(fleet)
     st.subheader("Summary")
+    rate = max(fleet.get_column("percentile_sample_rate").to_list(), default=1)
+    sampled = (
+        f" Over this large range each worker's median time per frame on matched work is "
+        f"estimated on the lake's 1-in-{rate} job sample (relative time per frame within about "
+        "0.01 of the exact figure); every other figure counts every job."
+        if rate > 1
+        else ""
+    )
     st.caption(
         "Utilization = generating / (generating + idle) seconds of the worker's samples; "
-        "headroom = 1 - highest VRAM peak / VRAM size (empty without VRAM monitoring)."
+        "headroom = 1 - highest VRAM peak / VRAM size (empty without VRAM monitoring)." + sampled
     )
     tables.table(fleet, "worker_summary", COLUMNS)
 

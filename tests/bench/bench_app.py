@@ -404,18 +404,18 @@ def baseline(args: argparse.Namespace) -> None:
 
 
 def prepare_rollups(lake: Path) -> int:
-    """Bring the lake's rollups (attempt and stage cells) up to date; the month files now
-    current."""
+    """Bring the lake's rollups (attempt, stage, worker and worker sample cells) up to date; the
+    month files now current."""
     from lake import rollup
+    from queries import cells
     from queries.base import Filters
-    from queries.cells import ROLLUP, STAGE_ROLLUP, attempt_cells, stage_cells
 
-    attempt_cells(lake, Filters())
-    stage_cells(lake, Filters())
+    kinds = (cells.ATTEMPT_CELLS, cells.STAGE_CELL_KIND, cells.WORKER_CELL_KIND,
+             cells.SAMPLE_CELL_KIND)  # fmt: skip
+    for kind in kinds:
+        cells.cells(lake, Filters(), kind)
     today = datetime.now(UTC).date()  # the UTC today the cells settle days by
-    return sum(
-        len(rollup.state(lake, r, None, None, today).current) for r in (ROLLUP, STAGE_ROLLUP)
-    )
+    return sum(len(rollup.state(lake, k.rollup, None, None, today).current) for k in kinds)
 
 
 def _close(a: Any, b: Any, tolerance: float = 1e-9) -> bool:
@@ -594,11 +594,11 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"lake {args.lake}: {first} to {last}, "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))  # fmt: skip
-    # The monthly rollups of the attempt and stage cells (queries.cells) are built by the first
+    # The monthly rollups of the attempt, stage and worker cells (queries.cells) are built by the first
     # query that needs them, as in the app; here before the clock, so that every page finds them.
     started = time.perf_counter()
     built = prepare_rollups(args.lake)
-    print(f"rollups (attempt and stage cells): {built} month files current after "
+    print(f"rollups (attempt, stage and worker cells): {built} month files current after "
           f"{time.perf_counter() - started:.1f} s (built once, rebuilt when a month's files change)")  # fmt: skip
     files, size = evict(args.lake)
     cold_rate = read_rate(args.lake / "jobs")

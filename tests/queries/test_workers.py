@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from lake.layout import ensure_lake
-from queries import workers
-from queries.base import Filters
+from lake.sample import SAMPLE_RATE
+from queries import base, cells, workers
+from queries.base import Filters, frame
 from tests.lakes import write_events
 
 L40S, H100, RTX = "NVIDIA L40S", "NVIDIA H100 80GB HBM3", "NVIDIA RTX 4090"
@@ -93,6 +96,7 @@ COLUMNS = [
     "efficiency_rank",
     "underperformer",
     "flag_reason",
+    "percentile_sample_rate",
 ]
 SCHEMA = pl.Schema(
     {
@@ -110,6 +114,7 @@ SCHEMA = pl.Schema(
         "efficiency_rank": pl.Int64(),
         "underperformer": pl.Boolean(),
         "flag_reason": pl.String(),
+        "percentile_sample_rate": pl.Int64(),
     }
 )
 HOUR_MS = 3_600_000
@@ -158,6 +163,7 @@ EXPECTED = {
     "efficiency_rank": [1, None, 4, 2, 3, 5],
     "underperformer": [False, False, False, False, False, True],
     "flag_reason": [None, None, None, None, None, W4_REASON],
+    "percentile_sample_rate": [1] * 6,
 }
 
 
@@ -285,3 +291,89 @@ def test_peer_medians_equal_the_self_join(seed: int, same_model: bool) -> None:
     assert [(w, n) for w, _, n in got_rows] == [(w, n) for w, _, n in expected]
     for (_, ratio, _), (_, want, _) in zip(got_rows, expected, strict=True):
         assert ratio == pytest.approx(want, rel=1e-12) if want is not None else ratio is None
+
+
+# --- the rollups and the job sample -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [cells.WORKER_CELL_KIND, cells.SAMPLE_CELL_KIND])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(),
+        Filters(end=date(2025, 6, 1)),
+        Filters(workers=("w1", "h1")),
+        Filters(workflows=("wf-b",)),  # not a dimension of the worker cells: from the jobs
+    ],
+)
+def test_cached_worker_cells_equal_the_cells_of_their_rows(
+    tmp_path: Path, kind: cells.Kind, filters: Filters
+) -> None:
+    lake = write_events(tmp_path / "lake", EVENTS)
+    keys = ["date", "worker_id", *(["gpu_model"] if kind is cells.WORKER_CELL_KIND else [])]
+
+    def read(cached: bool) -> pl.DataFrame:
+        if cached:
+            found = cells.cells(lake, filters, kind)
+            sql, params, tables = found.sql, found.params, found.tables
+        else:
+            rows, params = kind.rows(filters)
+            sql, tables = kind.cells(rows, "true"), {}
+        got = frame(lake, f"select * from ({sql})", params, tables)
+        return got.sort(keys).select(sorted(got.columns))
+
+    cells.cells(lake, Filters(), kind)  # caches the month (June 2025, long settled)
+    assert list((lake / "_meta" / "rollups" / kind.rollup.name).rglob("*.parquet"))
+    got = read(cached=True)
+    assert got.height > 0
+    assert_frame_equal(got, read(cached=False))
+
+
+def test_a_new_job_in_a_cached_month_counts_at_once(tmp_path: Path) -> None:
+    lake = write_events(tmp_path / "lake", EVENTS)
+    before = workers.worker_summary(lake, Filters())  # caches the worker rollups
+    write_events(lake, [_job("r1", RTX, "wf-c", "1080p", 100), *_samples("r1", idle=10)])
+    after = workers.worker_summary(lake, Filters()).filter(pl.col("worker_id") == "r1")
+    assert after.select("jobs", "frames", "utilization").row(0) == (2, 20, 0.0)
+    assert before.filter(pl.col("worker_id") == "r1").get_column("jobs").to_list() == [1]
+
+
+def _sampled_jobs(worker: str, sampled: int, others: int, tpf: int, sampled_tpf: int) -> list:
+    """Jobs of `worker` on one cell: `sampled` of them in the job sample (their event ids picked
+    by lake.sample's rule) with time per frame `sampled_tpf`, `others` outside it with `tpf`."""
+    jobs, ids = [], iter(range(10**6))
+    while sampled or others:
+        event_id = f"{worker}-{next(ids)}"
+        kept = zlib.crc32(event_id.encode()) % SAMPLE_RATE == 0
+        if (kept and sampled) or (not kept and others):
+            value = sampled_tpf if kept else tpf
+            jobs.append(_job(worker, L40S, "wf-a", "1080p", value, event_id=event_id))
+            sampled, others = (sampled - 1, others) if kept else (sampled, others - 1)
+    return jobs
+
+
+@pytest.mark.parametrize("min_cell_sample, rate", [(2, 16), (3, 1)])
+def test_cell_medians_come_from_the_job_sample_where_it_holds_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, min_cell_sample: int, rate: int
+) -> None:
+    # a's two sampled jobs run at 200 ms a frame, its 30 others at 100; b and c always at 100.
+    # On the sample a is 200 / 100 = 2x its peers, on every job 1.0x.
+    events = [
+        *_sampled_jobs("a", 2, 30, 100, 200),
+        *_sampled_jobs("b", 2, 30, 100, 100),
+        *_sampled_jobs("c", 2, 30, 100, 100),
+    ]
+    lake = write_events(tmp_path / "lake", events)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(workers, "MIN_CELL_SAMPLE", min_cell_sample)
+    got = workers.worker_summary(lake, Filters())
+    assert got.get_column("jobs").to_list() == [32, 32, 32]  # counted on every job either way
+    assert got.get_column("percentile_sample_rate").to_list() == [rate] * 3
+    a = got.row(0, named=True)
+    if rate == 1:
+        assert (a["relative_time_per_frame"], a["underperformer"]) == (1.0, False)
+    else:
+        assert a["relative_time_per_frame"] == 2.0
+        assert (
+            a["flag_reason"] == "100% slower than NVIDIA L40S peers on matched work (about 32 jobs)"
+        )
