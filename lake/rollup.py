@@ -17,6 +17,7 @@ speed is not spent on them).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -143,12 +144,20 @@ def store(lake: Path, rollup: Rollup, block: Block, rows: pa.Table) -> Path | No
     month is then computed on every read."""
     folder = Path(_root(lake, rollup)) / f"{_MONTH}{block.month}"
     path = folder / f"{block.signature}{PARQUET}"
+    # Published without replacing: a thread or process that got there first keeps its file. Two
+    # computations of a month hold the same rows in another order, and a reader of the first
+    # file (pyarrow opens it more than once) would otherwise get pages of the second.
+    own = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_parquet(rows, path)
+        write_parquet(rows, own)
+        with contextlib.suppress(FileExistsError):
+            os.link(own, path)
     except (OSError, WriteError) as e:
         log.warning("rollup %s of %s not cached: %s", rollup.name, block.month, e)
         return None
+    finally:
+        own.unlink(missing_ok=True)
     _prune(folder, keep=path.name)
     return path
 

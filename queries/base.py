@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from lake import QueryError, views
+from lake import QueryError, sample_months, views
 from lake.sample import SAMPLE_RATE, SAMPLES
 from lake.tables import TABLES
 
@@ -144,6 +144,7 @@ def frame(
     column takes the type of `_POLARS_TYPES` (HUGEINT and DECIMAL sums as floats, UTC times).
     """
     with closing(views.cursor(lake)) as con:
+        sample_months.shadow(con, lake, sql)
         for name, table in (tables or {}).items():
             con.register(name, table)
         result = views.run(con, sql, params)
