@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -36,6 +38,12 @@ COPIES = {
 #: A sample table named in a query's SQL as a word.
 _NAMED = re.compile(r"\b(" + "|".join(map(re.escape, COPIES)) + r")\b")
 
+#: Seconds a view's SQL is reused by the next queries (a page's) before the files are listed
+#: again (about 10 ms for a year): a new file counts within that, as the app's cache key does.
+REUSE_S = 1.0
+_lock = threading.Lock()
+_views: dict[tuple[Path, str], tuple[float, str]] = {}
+
 COPY = """
 select *
 from memory.main.{table}
@@ -47,18 +55,28 @@ def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> None:
     """Give `con` (a cursor of the lake's views) a temporary view over the month copies of each
     sample table `sql` names, copying the months that lack a current copy first where the lake
     can be written. A table without any copy keeps the lake's view."""
-    today = datetime.now(UTC).date()
     for table in sorted(set(_NAMED.findall(sql))):
-        copies = COPIES[table]
-        found = rollup.state(lake, copies, None, None, today)
-        current, uncopied = dict(found.current), list(found.live)
-        if found.stale:
-            stored = _copy(con, lake, table, found.stale) if rollup.writable(lake) else {}
-            current |= stored
-            uncopied += [d for b in found.stale if b.month not in stored for d in b.days]
-        if current:
-            view = view_sql(table, current.values(), uncopied)
-            con.execute(f"create or replace temp view {table} as {view}")
+        key = (lake, table)
+        with _lock:
+            known = _views.get(key)
+        if known is None or time.monotonic() - known[0] > REUSE_S:
+            known = (time.monotonic(), _view(con, lake, table))
+            with _lock:
+                _views[key] = known
+        if known[1]:
+            con.execute(f"create or replace temp view {table} as {known[1]}")
+
+
+def _view(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> str:
+    """The SQL of the rows of `table` over its current copies, copying the months that lack one
+    where the lake can be written; '' when no month has a copy."""
+    found = rollup.state(lake, COPIES[table], None, None, datetime.now(UTC).date())
+    current, uncopied = dict(found.current), list(found.live)
+    if found.stale:
+        stored = _copy(con, lake, table, found.stale) if rollup.writable(lake) else {}
+        current |= stored
+        uncopied += [d for b in found.stale if b.month not in stored for d in b.days]
+    return view_sql(table, current.values(), uncopied) if current else ""
 
 
 def view_sql(table: str, files: Iterable[Path], days: Sequence[date]) -> str:

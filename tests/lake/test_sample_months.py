@@ -96,3 +96,12 @@ def test_the_shadow_view_stays_with_its_cursor(lake: Path) -> None:
     with views.cursor(lake) as con:  # another cursor: the lake's view
         assert con.execute(TEMP_VIEWS).fetchall() == []
         assert con.execute("select count(*) from jobs_sample").fetchone() == shadowed
+
+
+def test_a_view_is_reused_for_a_second(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sample_months, "REUSE_S", 3600.0)
+    before = _rows(lake, "jobs_sample")
+    write_events(lake, [next(_job(n) for n in range(10_000, 20_000) if _in_sample(n))])
+    assert_frame_equal(_rows(lake, "jobs_sample"), before)  # the files are not listed again
+    monkeypatch.setattr(sample_months, "REUSE_S", 0.0)
+    assert _rows(lake, "jobs_sample").height == before.height + 1
