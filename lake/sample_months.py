@@ -19,7 +19,6 @@ import logging
 import re
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -100,9 +99,7 @@ def _copy(
     stored = {}
     for block in blocks:
         try:
-            with warnings.catch_warnings():  # "an extra copy": once per month copied
-                warnings.simplefilter("ignore", UserWarning)
-                rows = con.execute(COPY.format(table=table), [list(block.days)]).to_arrow_table()
+            rows = con.sql(COPY.format(table=table), params=[list(block.days)]).to_arrow_table()
         except duckdb.Error as e:  # a file swapped away meanwhile: read the days instead
             log.warning("month copy of %s %s not made: %s", table, block.month, e)
             continue

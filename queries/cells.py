@@ -113,20 +113,20 @@ class Cells:
 class Kind:
     """A kind of cells: its rollup, dimensions (the filters that apply to the cached cells, with
     the date), the SQL of its rows within some filters, and of the cells of those rows on the
-    days a condition keeps. The Arrow table of the cached cells is registered as `table`;
-    `source` is the lake table whose columns the rows' filters apply to."""
+    days a condition keeps. The Arrow table of the cached cells is registered as `table`."""
 
     rollup: rollup.Rollup
     dimensions: tuple[str, ...]
     rows: Callable[[Filters], tuple[str, list[Any]]]
     cells: Callable[[str, str], str]
     table: str
-    source: str
 
     def from_rows(self, filters: Filters) -> bool:
-        """Whether `filters` restrict a column of the rows that is not a dimension (a worker,
-        for the attempt cells): the cells must then be computed from the rows it keeps."""
-        columns = set(TABLES[self.source].schema.names) - set(self.dimensions)
+        """Whether `filters` restrict a column of the rows' tables (those of the rollup) that is
+        not a dimension (a worker, for the attempt cells): the cells must then be computed from
+        the rows it keeps."""
+        columns = {c for t in self.rollup.tables for c in TABLES[t].schema.names}
+        columns -= set(self.dimensions)
         return any(getattr(filters, f) and c in columns for f, c in FILTER_COLUMNS.items())
 
 
@@ -137,7 +137,24 @@ def _attempt_cells_sql(attempts_sql: str, days: str) -> str:
     )
 
 
-ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells", "jobs")
+ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells")
+
+
+def _table_kind(name: str, table: str, dimensions: tuple[str, ...], rows: str, cells: str) -> Kind:
+    """The kind of cells `name` over one lake table: `rows` selects its rows ({where} gets the
+    filters' condition on `table`), `cells` groups them ({rows}, {days})."""
+
+    def select(filters: Filters) -> tuple[str, list[Any]]:
+        where, params = filters.where(table)
+        return rows.format(where=where), params
+
+    return Kind(
+        rollup.Rollup(name, (table,)),
+        dimensions,
+        select,
+        lambda sql, days: cells.format(rows=sql, days=days),
+        f"cached_{name}",
+    )
 
 
 def attempt_cells(lake: Path, filters: Filters) -> Cells:
@@ -201,7 +218,6 @@ def _cache(lake: Path, kind: Kind, blocks: list[rollup.Block]) -> dict[str, Path
     return stored
 
 
-STAGE_ROLLUP = rollup.Rollup("stage_cells", ("job_stages",))
 #: The stage cells' dimensions besides date: a project, scene type or resolution tier filter
 #: does not apply to them (the stages lack those columns), nor does a worker's.
 STAGE_DIMENSIONS = ("workflow_id", "stage_name")
@@ -221,19 +237,8 @@ where {days}
 group by date, workflow_id, stage_name
 """
 
-
-def _stage_rows(filters: Filters) -> tuple[str, list[Any]]:
-    where, params = filters.where("job_stages")
-    return STAGE_ROWS.format(where=where), params
-
-
-STAGE_CELL_KIND = Kind(
-    STAGE_ROLLUP,
-    STAGE_DIMENSIONS,
-    _stage_rows,
-    lambda rows, days: STAGE_CELLS.format(rows=rows, days=days),
-    "cached_stage_cells",
-    "job_stages",
+STAGE_CELL_KIND = _table_kind(
+    "stage_cells", "job_stages", STAGE_DIMENSIONS, STAGE_ROWS, STAGE_CELLS
 )
 
 
@@ -245,7 +250,6 @@ def stage_cells(lake: Path, filters: Filters) -> Cells:
     return cells(lake, filters, STAGE_CELL_KIND)
 
 
-WORKER_ROLLUP = rollup.Rollup("worker_cells", ("jobs",))
 #: The worker cells' dimension besides date; a workflow, project, scene type or tier filter has
 #: them computed from the jobs it keeps.
 WORKER_DIMENSIONS = ("worker_id",)
@@ -272,20 +276,7 @@ where {days}
 group by date, worker_id, gpu_model
 """
 
-
-def _worker_rows(filters: Filters) -> tuple[str, list[Any]]:
-    where, params = filters.where("jobs")
-    return WORKER_ROWS.format(where=where), params
-
-
-WORKER_CELL_KIND = Kind(
-    WORKER_ROLLUP,
-    WORKER_DIMENSIONS,
-    _worker_rows,
-    lambda rows, days: WORKER_CELLS.format(rows=rows, days=days),
-    "cached_worker_cells",
-    "jobs",
-)
+WORKER_CELL_KIND = _table_kind("worker_cells", "jobs", WORKER_DIMENSIONS, WORKER_ROWS, WORKER_CELLS)
 
 
 def worker_cells(lake: Path, filters: Filters) -> Cells:
@@ -294,7 +285,6 @@ def worker_cells(lake: Path, filters: Filters) -> Cells:
     return cells(lake, filters, WORKER_CELL_KIND)
 
 
-SAMPLE_ROLLUP = rollup.Rollup("worker_sample_cells", ("worker_samples",))
 SAMPLE_ROWS = """
 select date, worker_id, state, interval_s, vram_total_mb
 from worker_samples
@@ -312,19 +302,8 @@ where {days}
 group by date, worker_id
 """
 
-
-def _sample_rows(filters: Filters) -> tuple[str, list[Any]]:
-    where, params = filters.where("worker_samples")
-    return SAMPLE_ROWS.format(where=where), params
-
-
-SAMPLE_CELL_KIND = Kind(
-    SAMPLE_ROLLUP,
-    WORKER_DIMENSIONS,
-    _sample_rows,
-    lambda rows, days: SAMPLE_CELLS.format(rows=rows, days=days),
-    "cached_sample_cells",
-    "worker_samples",
+SAMPLE_CELL_KIND = _table_kind(
+    "worker_sample_cells", "worker_samples", WORKER_DIMENSIONS, SAMPLE_ROWS, SAMPLE_CELLS
 )
 
 

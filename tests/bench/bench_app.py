@@ -594,8 +594,8 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"lake {args.lake}: {first} to {last}, "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))  # fmt: skip
-    # The monthly rollups of the attempt, stage and worker cells (queries.cells) are built by the first
-    # query that needs them, as in the app; here before the clock, so that every page finds them.
+    # The monthly rollups of the attempt, stage and worker cells (queries.cells) are built by the
+    # first query that needs them, as in the app; here before the clock, so every page finds them.
     started = time.perf_counter()
     built = prepare_rollups(args.lake)
     print(f"rollups (attempt, stage and worker cells): {built} month files current after "

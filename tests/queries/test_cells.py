@@ -174,14 +174,16 @@ def _stage_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
         found = cells.stage_cells(lake, filters)
         sql, params, tables = found.sql, found.params, found.tables
     else:  # from the stages themselves, with no rollup involved
-        rows, params = cells._stage_rows(filters)
-        sql, tables = cells.STAGE_CELLS.format(rows=rows, days="true"), {}
+        rows, params = cells.STAGE_CELL_KIND.rows(filters)
+        sql, tables = cells.STAGE_CELL_KIND.cells(rows, "true"), {}
     got = frame(lake, f"select * from ({sql})", params, tables)
     return got.sort(STAGE_KEYS).select(sorted(got.columns))
 
 
 def _stage_files(lake: Path) -> list[Path]:
-    return sorted((lake / "_meta" / "rollups" / cells.STAGE_ROLLUP.name).rglob("*.parquet"))
+    return sorted(
+        (lake / "_meta" / "rollups" / cells.STAGE_CELL_KIND.rollup.name).rglob("*.parquet")
+    )
 
 
 @pytest.mark.parametrize(
