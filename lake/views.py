@@ -66,11 +66,13 @@ def view_sql(lake: Path, table: Table, relative: bool = False) -> str:
             "hive_types = {'date': 'date'})"
         )
         return f"create or replace view {table.name} as select {columns}, date from {source};"
+    return f"create or replace view {table.name} as {empty_sql(table)};"
+
+
+def empty_sql(table: Table) -> str:
+    """A relation with the columns and types of `table`'s view and no row."""
     typed = ", ".join(f'cast(null as {_sql_type(f.type)}) as "{f.name}"' for f in table.schema)
-    return (
-        f"create or replace view {table.name} as select {typed}, "
-        "cast(null as date) as date where false;"
-    )
+    return f"select {typed}, cast(null as date) as date where false"
 
 
 def init_script(lake: Path, relative: bool = False) -> str:
@@ -150,13 +152,14 @@ def _execute(
         try:
             return con.execute(sql, params)
         except duckdb.IOException as e:
-            if attempt == _RETRIES or not _raced_file_swap(e):
+            if attempt == _RETRIES or not raced_file_swap(e):
                 raise
             log.info("retrying a read that raced compaction/retention: %s", e)
     raise AssertionError("unreachable")
 
 
-def _raced_file_swap(e: Exception) -> bool:
+def raced_file_swap(e: Exception) -> bool:
+    """Whether a read failed for a file listed, then swapped away (compaction, retention)."""
     text = str(e)
     return "No such file" in text or "No files found" in text or "Cannot open file" in text
 

@@ -45,7 +45,7 @@ def alerts(
     sql = ALERTS.format(
         where=where, levels=", ".join("?" * len(levels)), limit="limit ?" if limit else ""
     )
-    return frame(lake, sql, [*params, *levels, *([limit] if limit else [])])
+    return frame(lake, sql, [*params, *levels, *([limit] if limit else [])], within=filters)
 
 
 ACTIVE_ALERTS = """
@@ -61,7 +61,7 @@ def active_alerts(lake: Path, filters: Filters) -> pl.DataFrame:
     """One row per metric, level, workflow and worker with alerts in range: how many, and the
     last one's time. Critical first, then the most recent."""
     where, params = filters.where("alerts")
-    return frame(lake, ACTIVE_ALERTS.format(where=where), params)
+    return frame(lake, ACTIVE_ALERTS.format(where=where), params, within=filters)
 
 
 THRESHOLD_SCHEMA = pl.Schema(

@@ -107,6 +107,8 @@ class Cells:
     sql: str
     params: list[Any]
     tables: dict[str, pa.Table]
+    #: The range of the lake's rows the SQL reads, if any (`frame`'s `within`).
+    within: Filters | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
     cells computed from the rows it keeps; a filter on a column the rows lack does not apply."""
     if kind.from_rows(filters):
         sql, worker_params = kind.rows(filters)
-        return Cells(kind.cells(sql, "true"), worker_params, {})
+        return Cells(kind.cells(sql, "true"), worker_params, {}, filters)
     found = rollup.state(lake, kind.rollup, filters.start, filters.end, datetime.now(UTC).date())
     current, uncached = dict(found.current), list(found.live)
     if found.stale:
@@ -186,6 +188,7 @@ def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
     parts: list[str] = []
     params: list[Any] = []
     tables = {}
+    span = None
     if current:
         where, where_params = filters.where_columns(kind.dimensions)
         parts.append(CACHED.format(table=kind.table, where=where))
@@ -201,15 +204,18 @@ def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
         sql, span_params = kind.rows(span)
         parts.append(kind.cells(sql, "list_contains(?::date[], date)"))
         params += [*span_params, uncached]
-    return Cells("\nunion all by name\n".join(f"({p})" for p in parts), params, tables)
+    return Cells("\nunion all by name\n".join(f"({p})" for p in parts), params, tables, span)
 
 
 def _cache(lake: Path, kind: Kind, blocks: list[rollup.Block]) -> dict[str, Path]:
     """Compute the cells of the blocks' days (one query) and store each block's; the files
     stored, by month."""
     days = sorted(d for b in blocks for d in b.days)
-    sql, params = kind.rows(Filters(start=days[0], end=days[-1]))
-    computed = frame(lake, kind.cells(sql, "list_contains(?::date[], date)"), [*params, days])
+    span = Filters(start=days[0], end=days[-1])
+    sql, params = kind.rows(span)
+    computed = frame(
+        lake, kind.cells(sql, "list_contains(?::date[], date)"), [*params, days], within=span
+    )
     stored = {}
     for block in blocks:
         rows = computed.filter(pl.col("date").is_in(block.days)).to_arrow()

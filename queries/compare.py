@@ -96,14 +96,13 @@ from (
 group by all
 """
 # Completed jobs one row each: all of them, or in a big group a fixed pseudo-random sample by a
-# hash of the event id; the hash also orders them, so the bootstrap draws the same jobs every run.
+# hash of the event id. In no order: the statistics do not depend on it (`queries.statistics`).
 COMPARED_JOBS = """
 select {group} as grp, {match}, time_per_frame_ms, total_gpu_time_ms, vram_peak_mb, likeness,
-    face_confidence, motion_quality, boundary_ssim, hash(event_id) as job_hash
+    face_confidence, motion_quality, boundary_ssim
 from {source}
 where {jobs_where}
     and hash(event_id) % {scale} < {keep}
-order by grp, job_hash, event_id
 """
 # Completed jobs per compared group in the job sample.
 SAMPLED_PER_GROUP = """
@@ -216,6 +215,7 @@ def _values(
             *failures_params,
             *extra_params,
         ],
+        within=filters,
     )
     per_group = counts.group_by("grp").agg(pl.col("completed").sum())
     # Groups so big that even the job sample holds MAX_JOBS of each draw from it: the same kind
@@ -228,7 +228,7 @@ def _values(
         source, rate = job_source(lake, filters, int(per_group["completed"].sum()))
     if source != "jobs":
         sql = SAMPLED_PER_GROUP.format(group=group, source=source, jobs_where=jobs_where)
-        held = frame(lake, sql, [*group_params, *jobs_params, *extra_params])
+        held = frame(lake, sql, [*group_params, *jobs_params, *extra_params], within=filters)
         covered = per_group.join(held, on="grp", how="left").with_columns(
             pl.col("sampled").fill_null(0)
         )
@@ -245,6 +245,7 @@ def _values(
         lake,
         jobs_sql,
         [*group_params, *jobs_params, *extra_params, *(group_params if shares else []), *shares],
+        within=filters,
     )
     stratum = (
         pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in match_on], separator="\x1f")
@@ -299,8 +300,8 @@ def group_differences(
     matrix_a, matrix_b = _matrix(jobs_a), _matrix(jobs_b)
     strata_a, strata_b = (j.get_column("code").to_numpy() for j in (jobs_a, jobs_b))
     mix = st.common_mix(strata_a, ~np.isnan(matrix_a), strata_b, ~np.isnan(matrix_b))
-    *means_a, p95_a = st.bootstrap_estimates(matrix_a, strata_a, mix, rng, q=0.95)
-    *means_b, p95_b = st.bootstrap_estimates(matrix_b, strata_b, mix, rng, q=0.95)
+    *means_a, p95_a = st.stratified_estimates(matrix_a, strata_a, mix, rng, q=0.95)
+    *means_b, p95_b = st.stratified_estimates(matrix_b, strata_b, mix, rng, q=0.95)
     out = {
         m: st.compare_estimates(ea, eb, alpha, st.MIN_JOBS)
         for m, ea, eb in zip(MEAN_COLUMNS, means_a, means_b, strict=True)

@@ -60,13 +60,15 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     large range the jobs are drawn from the lake's job sample (`queries.base.job_source`).
     """
     where, params = filters.where("jobs")
-    jobs = frame(lake, CORRELATION_JOBS.format(where=where, source="jobs"), params)
+    jobs = frame(lake, CORRELATION_JOBS.format(where=where, source="jobs"), params, within=filters)
     source, rate = job_source(lake, filters, int(jobs.get_column("jobs").sum()))
     if rate > 1:
-        jobs = frame(lake, CORRELATION_JOBS.format(where=where, source=source), params)
+        jobs = frame(
+            lake, CORRELATION_JOBS.format(where=where, source=source), params, within=filters
+        )
     keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
     sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE, source=source)
-    sampled = frame(lake, sql, [*params, *shares]).with_row_index("job")
+    sampled = frame(lake, sql, [*params, *shares], within=filters).with_row_index("job")
     # Parameter and score names are those of the sampled jobs: a name no sampled job has could
     # not reach MIN_PAIRS in the sample anyway.
     x, keys = _wide(sampled, "param_keys", "param_values", "p")
@@ -150,6 +152,7 @@ def scatter(
         lake,
         SCATTER_ORDERED.format(sample=sample),
         [param, score, *params, workflow, param, score, limit],
+        within=filters,
     )
 
 
@@ -250,16 +253,17 @@ def top_configurations(
         raise ValueError(f"n: must be >= 1, got {n}")
     where, params = filters.where("jobs")
     value = column("jobs", by)
-    jobs = frame(lake, CONFIGURATION_JOBS.format(where=where, value=value, source="jobs"), params)
+    sql = CONFIGURATION_JOBS.format(where=where, value=value, source="jobs")
+    jobs = frame(lake, sql, params, within=filters)
     source, rate = job_source(lake, filters, int(jobs.get_column("all_jobs").sum()))
     if rate > 1:
         sql = CONFIGURATION_JOBS.format(where=where, value=value, source=source)
-        jobs = frame(lake, sql, params)
+        jobs = frame(lake, sql, params, within=filters)
     keep, shares = sample_shares(jobs.select("workflow_id", "jobs"), "workflow_id", MAX_JOBS)
     sql = CONFIGURATION_LEVELS.format(
         where=where, value=value, keep=keep, scale=SAMPLE_SCALE, source=source
     )
-    levels = frame(lake, sql, [*params, *shares, MAX_LEVELS])
+    levels = frame(lake, sql, [*params, *shares, MAX_LEVELS], within=filters)
     if levels.is_empty():
         return pl.DataFrame(schema=_NO_CONFIGURATIONS)
     # Level k: its value where it is a level of the job's workflow; names and workflows come
@@ -282,5 +286,7 @@ def top_configurations(
         worst=worst,
         source=source,
     )
-    ranked = frame(lake, sql, [*level_params, *params, min_jobs, *names, n, n, n, n])
+    ranked = frame(
+        lake, sql, [*level_params, *params, min_jobs, *names, n, n, n, n], within=filters
+    )
     return ranked.with_columns(sample_rate=pl.lit(rate, pl.Int64))

@@ -64,7 +64,7 @@ def overview_totals(lake: Path, filters: Filters) -> pl.DataFrame:
     """
     cells = attempt_cells(lake, filters)
     sql = OVERVIEW_TOTALS.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
-    totals = frame(lake, sql, cells.params, cells.tables)
+    totals = frame(lake, sql, cells.params, cells.tables, cells.within)
     p95, rate = _p95(lake, filters, totals.item(0, "jobs"))
     return totals.select(
         "gpu_hours",
@@ -85,11 +85,12 @@ def _p95(lake: Path, filters: Filters, jobs: int) -> tuple[float | None, int]:
     source, rate = job_source(lake, filters, jobs)
     if rate > 1:
         where, params = filters.where(source)
-        found = frame(lake, P95.format(source=source, where=where), params)
+        found = frame(lake, P95.format(source=source, where=where), params, within=filters)
         if found.item(0, "n") >= base.MIN_GROUP_SAMPLE:
             return found.item(0, "p95"), rate
     where, params = filters.where("jobs")
-    return frame(lake, P95.format(source="jobs", where=where), params).item(0, "p95"), 1
+    p95 = frame(lake, P95.format(source="jobs", where=where), params, within=filters)
+    return p95.item(0, "p95"), 1
 
 
 HAS_ATTEMPTS = """
@@ -107,7 +108,7 @@ def has_attempts(lake: Path, filters: Filters) -> pl.DataFrame:
     jobs, jobs_params = filters.where("jobs")
     failures, failure_params = filters.where("job_failures")
     sql = HAS_ATTEMPTS.format(jobs=jobs, failures=failures)
-    return frame(lake, sql, [*jobs_params, *failure_params])
+    return frame(lake, sql, [*jobs_params, *failure_params], within=filters)
 
 
 DAILY_VOLUME = """
@@ -129,7 +130,7 @@ def daily_volume(lake: Path, filters: Filters) -> pl.DataFrame:
     attempts' included). Days without either have no row. From the attempt cells."""
     cells = attempt_cells(lake, filters)
     sql = DAILY_VOLUME.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
-    return frame(lake, sql, cells.params, cells.tables)
+    return frame(lake, sql, cells.params, cells.tables, cells.within)
 
 
 # The value of each ranking metric per workflow, over the attempt cells (`queries.cells`); the
@@ -185,10 +186,10 @@ def ranked_workflows(lake: Path, filters: Filters, metric: str, n: int = 5) -> p
     best, worst = ("asc", "desc") if metric in LOWER_IS_BETTER else ("desc", "asc")
     if metric == "p95_time_per_frame_ms":
         sql, params = attempts(filters)
-        cells = Cells(sql, params, {})
+        cells = Cells(sql, params, {}, filters)
         value, jobs = RANK_P95, RANK_P95_JOBS
     else:
         cells = attempt_cells(lake, filters)
         value, jobs = RANK_VALUES[metric], RANK_JOBS
     query = RANKED_WORKFLOWS.format(rows=cells.sql, value=value, jobs=jobs, best=best, worst=worst)
-    return frame(lake, query, [*cells.params, n, n], cells.tables)
+    return frame(lake, query, [*cells.params, n, n], cells.tables, cells.within)

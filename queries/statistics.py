@@ -21,14 +21,15 @@ import numpy as np
 
 #: Chance of claiming at least one difference that is not there, across one comparison.
 FAMILY_ALPHA = 0.05
-#: Bootstrap resamples per group at most; a standard error needs far fewer than a tail percentile.
+#: Bootstrap resamples of a quantile per group at most; a standard error needs far fewer than a
+#: tail percentile.
 RESAMPLES = 1000
 #: ... and at least; between the two, resamples x jobs stays within DRAWS_BUDGET.
 MIN_RESAMPLES = 200
-DRAWS_BUDGET = 4_000_000
-#: A bigger group is bootstrapped on a random subsample of this many jobs, the standard error
-#: scaled back by sqrt(subsample / jobs); the estimate itself always uses every job.
-MAX_RESAMPLED = 20_000
+DRAWS_BUDGET = 1_000_000
+#: A bigger group's quantile is bootstrapped on a random subsample of this many jobs, the
+#: standard error scaled back by sqrt(subsample / jobs); the estimate itself uses every job.
+MAX_RESAMPLED = 5_000
 #: Jobs per side below which a mean or rate is 'not enough data': the normal approximation
 #: behind a Bonferroni-corrected z is not trusted on fewer.
 MIN_JOBS = 30
@@ -114,35 +115,50 @@ def _job_weights(strata: np.ndarray, present: np.ndarray, mix: np.ndarray) -> np
     return np.where(present, share[strata], 0.0)
 
 
-def _counts(strata: np.ndarray, rng: np.random.Generator, resamples: int) -> Iterator[np.ndarray]:
+def _counts(
+    strata: np.ndarray, rng: np.random.Generator, resamples: int, to: np.ndarray
+) -> Iterator[np.ndarray]:
     """Stratified bootstrap resamples of jobs sorted by stratum, as counts (chunk x jobs): row r
-    holds how often each job is drawn, every stratum keeping its size."""
+    holds how often each job is drawn, every stratum keeping its size; job i's count lands in
+    column to[i]."""
     n = len(strata)
     starts = np.searchsorted(strata, strata, side="left")
     sizes = np.searchsorted(strata, strata, side="right") - starts
     for first in range(0, resamples, _CHUNK):
         rows = min(_CHUNK, resamples - first)
-        draws = (rng.random((rows, n)) * sizes).astype(np.int64) + starts
+        draws = to[(rng.random((rows, n)) * sizes).astype(np.int64) + starts]
         draws += (np.arange(rows) * n)[:, None]
         yield np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def _canonical(values: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by stratum, then by a hash of their values' bits: an order that depends only on
+    the rows (equal rows are interchangeable), so whatever order the jobs came in, the sums add
+    up the same way and the bootstrap draws the same values. Two sort keys instead of one per
+    column: 7 ms for 50,000 jobs against 37 ms."""
+    key = np.zeros(len(strata), dtype=np.uint64)
+    for col in np.ascontiguousarray(values).view(np.uint64).T:
+        key = (key ^ col) * np.uint64(0x9E3779B97F4A7C15)  # wraps around, as meant
+    order = np.lexsort((key, strata))
+    return values[order], strata[order]
 
 
 def _prepared(
     values: np.ndarray, strata: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Values and strata sorted by stratum (subsampled past MAX_RESAMPLED), the resamples to draw
-    and the factor that scales a subsample's standard error to the whole group."""
+    """Values and strata, sorted by stratum, subsampled past MAX_RESAMPLED (keeping that order),
+    the resamples to draw and the factor that scales a subsample's standard error to the whole
+    group."""
     n = len(strata)
     scale = 1.0
     if n > MAX_RESAMPLED:
-        keep = rng.choice(n, size=MAX_RESAMPLED, replace=False)
+        keep = np.sort(rng.choice(n, size=MAX_RESAMPLED, replace=False))
         values, strata, scale = values[keep], strata[keep], math.sqrt(MAX_RESAMPLED / n)
-    order = np.argsort(strata, kind="stable")
-    resamples = max(MIN_RESAMPLES, min(RESAMPLES, DRAWS_BUDGET // max(len(order), 1)))
-    return values[order], strata[order], resamples, scale
+    resamples = max(MIN_RESAMPLES, min(RESAMPLES, DRAWS_BUDGET // max(len(strata), 1)))
+    return values, strata, resamples, scale
 
 
-def bootstrap_estimates(
+def stratified_estimates(
     values: np.ndarray,
     strata: np.ndarray,
     mix: np.ndarray,
@@ -152,39 +168,74 @@ def bootstrap_estimates(
 ) -> list[Estimate]:
     """One estimate per column of `values` (jobs x columns, NaN = null): the mix-weighted mean of
     its present values; then one more: the mix-weighted q-quantile of column `quantile_of` (the
-    smallest value with at least a share q of the weight at or below it). Each with the standard
-    error of a stratified bootstrap (the same resamples serve every column)."""
+    smallest value with at least a share q of the weight at or below it).
+
+    A mean's standard error is that of a stratified bootstrap (each stratum's jobs resampled
+    within it), in its closed form: the linearised variance of the weighted mean. The quantile's
+    comes from such a bootstrap itself."""
     values = _columns(values, np.float64)
     strata = np.asarray(strata, dtype=np.int64)
     if len(strata) == 0:
         return [Estimate(None, None, 0)] * (values.shape[1] + 1)
-    weights = _job_weights(strata, ~np.isnan(values), mix)
+    values, strata = _canonical(values, strata)
+    present = ~np.isnan(values)
+    weights = _job_weights(strata, present, mix)
     used = [*(weights > 0).sum(axis=0), (weights[:, quantile_of] > 0).sum()]
-    points = [*(weights * np.nan_to_num(values)).sum(axis=0)]
+    means = (weights * np.nan_to_num(values)).sum(axis=0)
+    spreads = [*_mean_spread(values, strata, weights, means)]
+    points = [*means]
     if used[-1]:
         order = np.argsort(values[:, quantile_of], kind="stable")
         tail_weights = weights[order, quantile_of][None, :]
         points.append(_weighted_quantile(values[order, quantile_of], tail_weights, q)[0])
+        spreads.append(
+            _quantile_spread(values[:, quantile_of], strata, mix[:, quantile_of], rng, q)
+        )
     else:
         points.append(math.nan)
-    sample, sample_strata, resamples, scale = _prepared(values, strata, rng)
-    sample_weights = _job_weights(sample_strata, ~np.isnan(sample), mix)
-    weighted = sample_weights * np.nan_to_num(sample)
-    order = np.argsort(sample[:, quantile_of], kind="stable")
-    tail_values, tail_weights = sample[order, quantile_of], sample_weights[order, quantile_of]
-    replicates = []
-    for counts in _counts(sample_strata, rng, resamples):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (counts @ weighted) / (counts @ sample_weights)
-        tail = _weighted_quantile(tail_values, counts[:, order] * tail_weights, q)
-        replicates.append(np.column_stack([means, tail]))
-    spread = _spread(np.vstack(replicates)) * scale
+        spreads.append(math.nan)
     return [
         Estimate(float(p), float(s) if np.isfinite(s) else None, int(k))
         if k
         else Estimate(None, None, 0)
-        for p, s, k in zip(points, spread, used, strict=True)
+        for p, s, k in zip(points, spreads, used, strict=True)
     ]
+
+
+def _mean_spread(
+    values: np.ndarray, strata: np.ndarray, weights: np.ndarray, means: np.ndarray
+) -> np.ndarray:
+    """Per column, the standard error of the weighted mean under a stratified bootstrap, to first
+    order: with a_i = w_i (x_i - mean) (0 for a null), the sum over strata of n_s times the
+    variance of a within the stratum's n_s jobs (the nulls drawn too)."""
+    deviations = np.where(weights > 0, weights * (np.nan_to_num(values) - means), 0.0)
+    size = int(strata.max()) + 1
+    jobs = np.bincount(strata, minlength=size).astype(np.float64)
+    variance = np.zeros(values.shape[1])
+    for col in range(values.shape[1]):
+        sums = np.bincount(strata, weights=deviations[:, col], minlength=size)
+        squares = np.bincount(strata, weights=deviations[:, col] ** 2, minlength=size)
+        per_stratum = squares - np.divide(sums**2, jobs, out=np.zeros(size), where=jobs > 0)
+        variance[col] = max(float(per_stratum.sum()), 0.0)
+    return np.sqrt(variance)
+
+
+def _quantile_spread(
+    column: np.ndarray, strata: np.ndarray, mix: np.ndarray, rng: np.random.Generator, q: float
+) -> float:
+    """The stratified bootstrap standard error of the mix-weighted q-quantile of one column."""
+    sample, sample_strata, resamples, scale = _prepared(column, strata, rng)
+    sample_weights = _job_weights(sample_strata, ~np.isnan(sample), mix[:, None])[:, 0]
+    # Counts land in the order of the values, as the quantile reads them.
+    order = np.argsort(sample, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    tail_values, tail_weights = sample[order], sample_weights[order]
+    replicates = [
+        _weighted_quantile(tail_values, counts * tail_weights, q)
+        for counts in _counts(sample_strata, rng, resamples, rank)
+    ]
+    return float(_spread(np.concatenate(replicates)[:, None])[0]) * scale
 
 
 def _spread(replicates: np.ndarray) -> np.ndarray:

@@ -105,7 +105,7 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
         raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
     _check_grain(grain)
     p95 = metric == P95_METRIC
-    cells = Cells(*attempts(filters), {}) if p95 else attempt_cells(lake, filters)
+    cells = Cells(*attempts(filters), {}, filters) if p95 else attempt_cells(lake, filters)
     query = METRIC_SERIES.format(
         rows=cells.sql,
         grain=grain,
@@ -114,7 +114,8 @@ def metric_series(lake: Path, filters: Filters, metric: str, grain: str = "day")
         filled="coalesce(per_period.value, 0)" if metric in COUNTS else "per_period.value",
         preceding=MOVING_PERIODS[grain] - 1,
     )
-    return frame(lake, query, [*cells.params, filters.start, filters.end], cells.tables)
+    params = [*cells.params, filters.start, filters.end]
+    return frame(lake, query, params, cells.tables, cells.within)
 
 
 # The standard scores come from their sums and counts in the attempt cells (`queries.cells`; one
@@ -202,4 +203,4 @@ def quality_trends(lake: Path, filters: Filters, grain: str = "day") -> pl.DataF
         preceding=MOVING_PERIODS[grain] - 1,
     )
     params = [*cells.params, *source_params, filters.start, filters.end]
-    return frame(lake, query, params, cells.tables)
+    return frame(lake, query, params, cells.tables, filters)

@@ -93,9 +93,11 @@ def worker_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     the cells (a few thousand rows): as a self-join in SQL they cost more than that scan.
     """
     found = worker_cells(lake, filters)
-    totals = frame(lake, TOTALS.format(cells=found.sql), found.params, found.tables)
+    sql = TOTALS.format(cells=found.sql)
+    totals = frame(lake, sql, found.params, found.tables, found.within)
     found = worker_sample_cells(lake, filters)
-    samples = frame(lake, SAMPLES.format(cells=found.sql), found.params, found.tables)
+    sql = SAMPLES.format(cells=found.sql)
+    samples = frame(lake, sql, found.params, found.tables, found.within)
     cells, rate = _cells(lake, filters, int(totals.get_column("jobs").sum()))
     relative = _relative(cells, same_model=True).rename(
         {"ratio": "relative_time_per_frame", "jobs": "matched_jobs"}
@@ -172,10 +174,12 @@ def _cells(lake: Path, filters: Filters, jobs: int) -> tuple[pl.DataFrame, int]:
     where, params = filters.where("jobs")
     source, rate = job_source(lake, filters, jobs)
     if rate > 1:
-        cells = frame(lake, MEDIANS.format(source=source, where=where, rate=rate), params)
+        sql = MEDIANS.format(source=source, where=where, rate=rate)
+        cells = frame(lake, sql, params, within=filters)
         if cells.height and cells.get_column("jobs").sum() / rate >= MIN_CELL_SAMPLE * cells.height:
             return cells, rate
-    return frame(lake, MEDIANS.format(source="jobs", where=where, rate=1), params), 1
+    sql = MEDIANS.format(source="jobs", where=where, rate=1)
+    return frame(lake, sql, params, within=filters), 1
 
 
 def _peer_median(rows: pl.DataFrame, column: str) -> pl.Series:

@@ -88,7 +88,7 @@ def workflow_summary(lake: Path, filters: Filters) -> pl.DataFrame:
     """
     cells = attempt_cells(lake, filters)
     sql = WORKFLOW_SUMMARY.format(cells=cells.sql, ms_per_hour=MS_PER_HOUR)
-    rows = frame(lake, sql, cells.params, cells.tables)
+    rows = frame(lake, sql, cells.params, cells.tables, cells.within)
     source, _ = job_source(lake, filters, int(rows.get_column("jobs").sum()))
     with_jobs = rows.filter(pl.col("jobs") > 0).get_column("workflow_id").to_list()
     found = group_quantiles(
@@ -136,7 +136,8 @@ def workflow_jobs(lake: Path, filters: Filters) -> pl.DataFrame:
     failures; busiest first (most jobs, then most failures, then by id). From the attempt
     cells, for pickers that need no statistics."""
     cells = attempt_cells(lake, filters)
-    return frame(lake, WORKFLOW_JOBS.format(cells=cells.sql), cells.params, cells.tables)
+    sql = WORKFLOW_JOBS.format(cells=cells.sql)
+    return frame(lake, sql, cells.params, cells.tables, cells.within)
 
 
 HISTOGRAM_METRICS = ("time_per_frame_ms", "likeness")
@@ -204,7 +205,7 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
     if rate > 1:
         source_where, source_params = filters.where(source)
         sql = SAMPLED_VALUES.format(metric=value, source=source, where=source_where)
-        held = frame(lake, sql, source_params)
+        held = frame(lake, sql, source_params, within=filters)
         big = held.filter(pl.col("n") >= base.MIN_GROUP_SAMPLE).get_column("workflow_id").to_list()
         # The jobs are read for the other workflows only when there may be any: with a list of
         # workflows (the page's shown ones) that the sample holds enough of, not at all.
@@ -219,7 +220,7 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
                 parts.append(MEASURED.format(metric=value, where=where, others=others_only))
                 measured_params += [*params, big]
     sql = HISTOGRAM.format(measured="\n    union all\n".join(parts))
-    return frame(lake, sql, [*measured_params, bins, bins, bins, bins, bins])
+    return frame(lake, sql, [*measured_params, *[bins] * 5], within=filters)
 
 
 GPU_TIME_DIMENSIONS = ("project_id", "character_id", "scene_type", "resolution_tier")
@@ -279,7 +280,7 @@ def gpu_time_by_dimensions(lake: Path, filters: Filters) -> pl.DataFrame:
         ms_per_hour=MS_PER_HOUR,
     )
     params = [*found.params, *jobs_params, *failure_params, list(GPU_TIME_DIMENSIONS)]
-    return frame(lake, sql, params, found.tables)
+    return frame(lake, sql, params, found.tables, filters)
 
 
 def gpu_time_by(lake: Path, filters: Filters, dimension: str) -> pl.DataFrame:
@@ -361,12 +362,16 @@ def stage_breakdown(lake: Path, filters: Filters) -> pl.DataFrame:
         source, _ = sample_source(lake, filters, "job_stages")
     if source == "job_stages":
         per_stage = STAGE_FROM_ROWS.format(stages=stages)
-        return frame(lake, STAGE_BREAKDOWN.format(per_stage=per_stage), params)
+        return frame(lake, STAGE_BREAKDOWN.format(per_stage=per_stage), params, within=filters)
     # A range this large has its counts and totals added up from the stage cells.
     found_cells = stage_cells(lake, filters)
     per_stage = STAGE_FROM_CELLS.format(cells=found_cells.sql)
     exact = frame(
-        lake, STAGE_BREAKDOWN.format(per_stage=per_stage), found_cells.params, found_cells.tables
+        lake,
+        STAGE_BREAKDOWN.format(per_stage=per_stage),
+        found_cells.params,
+        found_cells.tables,
+        found_cells.within,
     )
     names = exact.get_column("stage_name").to_list()
     found = group_quantiles(

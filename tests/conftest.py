@@ -11,17 +11,19 @@ import pytest
 from kafka import KafkaProducer
 
 from ingest.broker import EmbeddedBroker, create_topic, free_port
-from lake import sample_months
+from lake import day_views, sample_months
 
 os.environ.setdefault("TZ", "UTC")
 _topics = itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def _sample_views_listed_every_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests write a file and query at once: the month copies' views are not reused for a
-    second as in the app (tests/lake/test_sample_months.py checks the reuse itself)."""
+def _views_listed_every_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests write a file and query at once: the month copies' views and the narrowed views are
+    not reused for a second as in the app (tests/lake/test_sample_months.py and
+    tests/lake/test_day_views.py check the reuse itself)."""
     monkeypatch.setattr(sample_months, "REUSE_S", 0.0)
+    monkeypatch.setattr(day_views, "REUSE_S", 0.0)
 
 
 @pytest.fixture(scope="session")
