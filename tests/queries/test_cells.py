@@ -91,6 +91,18 @@ def test_a_new_file_in_a_cached_month_is_counted_at_once(farm_copy: Path) -> Non
     _same(_cells(farm_copy, ALL), _raw_cells(farm_copy, ALL))
 
 
+def test_a_current_state_is_reused_for_a_second_then_listed_again(
+    farm_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollup, "REUSE_S", 60.0)
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 4  # caches the month
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 4  # its state kept
+    write_events(farm_copy, [_late("j9", "2025-06-20T08:00:00Z")])
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 4  # a page's queries agree
+    monkeypatch.setattr(rollup, "REUSE_S", 0.0)
+    assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 5
+
+
 def test_superseded_month_files_are_removed_after_their_grace(
     farm_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
