@@ -108,9 +108,7 @@ def _wide(sampled: pl.DataFrame, keys: str, values: str) -> tuple[np.ndarray, li
     names = sorted(found)
     place = np.argsort(np.argsort(found))  # a found name's index -> its place among the names
     matrix = np.full((sampled.height, len(names)), np.nan)
-    matrix[jobs, place[encoded.indices.to_numpy()]] = pc.fill_null(
-        flat_values, np.nan
-    ).to_numpy()
+    matrix[jobs, place[encoded.indices.to_numpy()]] = pc.fill_null(flat_values, np.nan).to_numpy()
     return matrix, names
 
 
