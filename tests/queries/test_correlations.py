@@ -240,3 +240,17 @@ def test_too_few_jobs_is_an_empty_typed_frame(lake: Path) -> None:
 def test_bad_configuration_arguments(lake: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         correlations.top_configurations(lake, WF_C, **kwargs)
+
+
+def test_jobs_without_any_setting_are_not_a_configuration(tmp_path: Path) -> None:
+    # wf-d: four jobs with a seed alone (never a setting) at likeness 0.5, four with sampler
+    # euler too at 0.6: only sampler=euler is a configuration, not the four without a setting.
+    events = [_job("wf-d", n, {"seed": n}, {"likeness": 0.5}) for n in range(4)]
+    events += [
+        _job("wf-d", n, {"sampler": "euler", "seed": n}, {"likeness": 0.6}) for n in range(4, 8)
+    ]
+    lake = write_events(tmp_path / "lake", events)
+    result = correlations.top_configurations(lake, Filters(), min_jobs=2, n=3)
+    assert result.select("params", "jobs", "value", "rank_group", "rank").rows() == [
+        ("sampler=euler", 4, pytest.approx(0.6), "top", 1)
+    ]
