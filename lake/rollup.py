@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.layout import PARQUET, data_files, partition_days
-from lake.writer import WriteError, write_parquet
+from lake.writer import ROW_GROUP_SIZE, WriteError, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,9 @@ def _day_files(lake: str, rollup: Rollup, day: date) -> str:
     return "\n".join(parts)
 
 
-def store(lake: Path, rollup: Rollup, block: Block, rows: pa.Table) -> Path | None:
+def store(
+    lake: Path, rollup: Rollup, block: Block, rows: pa.Table, row_group_size: int = ROW_GROUP_SIZE
+) -> Path | None:
     """Publish `rows` as the file of `block` (atomically); removes the month's superseded files
     past their grace. None when the lake cannot be written here (a read-only mount): the
     month is then computed on every read."""
@@ -173,7 +175,7 @@ def store(lake: Path, rollup: Rollup, block: Block, rows: pa.Table) -> Path | No
     own = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_parquet(rows, own)
+        write_parquet(rows, own, row_group_size)
         with contextlib.suppress(FileExistsError):
             os.link(own, path)
     except (OSError, WriteError) as e:

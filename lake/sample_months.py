@@ -43,11 +43,16 @@ REUSE_S = 1.0
 _lock = threading.Lock()
 _views: dict[tuple[Path, str], tuple[float, str]] = {}
 
+# A month's rows by workflow, in row groups of COPY_ROW_GROUP: DuckDB reads a file's row groups
+# in parallel (one of 60,000 rows kept a core idle), and a query on one workflow reads the row
+# groups that hold it (the scatter over a year: 0.21 -> 0.09 s).
 COPY = """
 select *
 from memory.main.{table}
 where list_contains(?::date[], date)
+order by workflow_id, date, event_id
 """
+COPY_ROW_GROUP = 8192
 
 
 def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> None:
@@ -103,6 +108,6 @@ def _copy(
         except duckdb.Error as e:  # a file swapped away meanwhile: read the days instead
             log.warning("month copy of %s %s not made: %s", table, block.month, e)
             continue
-        if (path := rollup.store(lake, COPIES[table], block, rows)) is not None:
+        if (path := rollup.store(lake, COPIES[table], block, rows, COPY_ROW_GROUP)) is not None:
             stored[block.month] = path
     return stored

@@ -36,16 +36,32 @@ COMPRESSION_LEVEL = 1
 
 def _encodings(schema: pa.Schema) -> dict[str, object]:
     """Delta encoding for integers and timestamps (mostly increasing ids, offsets and times),
-    dictionaries for the rest: about 15% smaller files than dictionaries everywhere, as fast."""
+    dictionaries for the rest: about 15% smaller files than dictionaries everywhere, as fast.
+
+    A map's keys and values are columns of their own in Parquet, named by their path: without
+    a dictionary there, DuckDB read a month of the job sample's parameter maps 1.7x slower."""
     deltas = [
         f.name
         for f in schema
         if pa.types.is_timestamp(f.type) or f.type in (pa.int64(), pa.int32())
     ]
     return {
-        "use_dictionary": [f.name for f in schema if f.name not in deltas],
+        "use_dictionary": [leaf for f in schema if f.name not in deltas for leaf in _leaves(f)],
         "column_encoding": dict.fromkeys(deltas, "DELTA_BINARY_PACKED"),
     }
+
+
+def _leaves(field: pa.Field, prefix: str = "") -> list[str]:
+    """The Parquet column paths of a field: itself, or its leaves when nested."""
+    path = f"{prefix}{field.name}"
+    if pa.types.is_map(field.type):
+        return [f"{path}.key_value.key", *_leaves(field.type.item_field, f"{path}.key_value.")]
+    if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+        # Parquet names a list's values "element", whatever Arrow calls them.
+        return _leaves(pa.field("element", field.type.value_type), f"{path}.list.")
+    if pa.types.is_struct(field.type):
+        return [leaf for child in field.type for leaf in _leaves(child, f"{path}.")]
+    return [path]
 
 
 class WriteError(LakeError):
@@ -80,7 +96,7 @@ def row_keys(table: Table, data: pa.Table) -> list[Hashable]:
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
 
 
-def write_parquet(data: pa.Table, path: Path) -> None:
+def write_parquet(data: pa.Table, path: Path, row_group_size: int = ROW_GROUP_SIZE) -> None:
     """Write `data` to `path` atomically: temporary name, fsync, rename, fsync of the folder."""
     # Process and thread in the name: two app threads may cache the same rollup at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -90,7 +106,7 @@ def write_parquet(data: pa.Table, path: Path) -> None:
             tmp,
             compression=COMPRESSION,
             compression_level=COMPRESSION_LEVEL,
-            row_group_size=ROW_GROUP_SIZE,
+            row_group_size=row_group_size,
             **_encodings(data.schema),
         )
         fd = os.open(tmp, os.O_RDONLY)

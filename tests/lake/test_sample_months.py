@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -45,9 +46,17 @@ def lake(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("table", ["jobs_sample", "job_stages_sample"])
-def test_the_copies_hold_the_rows_of_the_days(lake: Path, table: str) -> None:
+def test_the_copies_hold_the_rows_of_the_days(
+    lake: Path, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sample_months, "COPY_ROW_GROUP", 8)
     got = _rows(lake, table)  # copies June 2025, settled long ago
     assert [p.parent.name for p in _copies(lake, table)] == ["month=2025-06"]
+    # By workflow, day and event, in row groups of COPY_ROW_GROUP (read in parallel).
+    copy = pq.ParquetFile(_copies(lake, table)[0])
+    assert copy.metadata.num_row_groups == -(-len(SAMPLED) // 8)
+    order = copy.read(columns=["workflow_id", "date", "event_id"]).to_pylist()
+    assert order == sorted(order, key=lambda r: (r["workflow_id"], r["date"], r["event_id"]))
     assert got.height == len(SAMPLED)  # one stage a job
     assert_frame_equal(got, _lake_rows(lake, table))  # same columns, order and types
     assert_frame_equal(_rows(lake, table), got)  # read back from the copy
