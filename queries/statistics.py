@@ -12,6 +12,7 @@ difference that is not there stays at or below `FAMILY_ALPHA`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -350,36 +351,65 @@ def _verdict(shift: float, p: float, alpha: float) -> str:
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of `values`, ties sharing the average of the ranks they span (1, 2.5, 2.5, 4)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)
-    return (last - (counts - 1) / 2)[inverse]
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r of two equally long arrays, neither constant."""
-    dx, dy = x - x.mean(), y - y.mean()
-    r = float(dx @ dy / math.sqrt(float(dx @ dx) * float(dy @ dy)))
-    return min(1.0, max(-1.0, r))
+    return _average_ranks_columns(np.asarray(values, dtype=np.float64)[:, None])[:, 0]
 
 
 def correlations(
     x: np.ndarray, y: np.ndarray, min_pairs: int
 ) -> Iterator[tuple[int, int, float, float, int]]:
     """Per column i of x and j of y (rows x columns, NaN = absent): (i, j, Pearson's r,
-    Spearman's rho with average ranks, n) over the rows where both are present; nothing for a
-    pair with fewer than `min_pairs` such rows or a constant side."""
+    Spearman's rho with average ranks, n) over the rows where both are present, by i then j;
+    nothing for a pair with fewer than `min_pairs` such rows or a constant side.
+
+    Columns present on the same rows (every standard score, say) are correlated as one block,
+    in matrix products: one pair at a time took twice as long on the Quality page."""
     x, y = _columns(x, np.float64), _columns(y, np.float64)
-    has_x, has_y = ~np.isnan(x), ~np.isnan(y)
-    # A column's ranks over all its values serve every pair whose rows are exactly those.
-    ranks_x = [average_ranks(x[has_x[:, i], i]) for i in range(x.shape[1])]
-    ranks_y = [average_ranks(y[has_y[:, j], j]) for j in range(y.shape[1])]
-    for i in range(x.shape[1]):
-        for j in range(y.shape[1]):
-            both = has_x[:, i] & has_y[:, j]
+    found = []
+    for rows_x, cols_x in _by_presence(~np.isnan(x)):
+        for rows_y, cols_y in _by_presence(~np.isnan(y)):
+            both = rows_x & rows_y
             n = int(both.sum())
-            a, b = x[both, i], y[both, j]
-            if n < min_pairs or np.all(a == a[0]) or np.all(b == b[0]):
+            if n < min_pairs:
                 continue
-            rank_a = ranks_x[i] if n == len(ranks_x[i]) else average_ranks(a)
-            rank_b = ranks_y[j] if n == len(ranks_y[j]) else average_ranks(b)
-            yield i, j, pearson(a, b), pearson(rank_a, rank_b), n
+            a, b = x[both][:, cols_x], y[both][:, cols_y]
+            r = _pearson_matrix(a, b)
+            rho = _pearson_matrix(_average_ranks_columns(a), _average_ranks_columns(b))
+            for (k, i), (m, j) in itertools.product(enumerate(cols_x), enumerate(cols_y)):
+                if np.isfinite(r[k, m]):
+                    found.append((i, j, float(r[k, m]), float(rho[k, m]), n))
+    yield from sorted(found)
+
+
+def _by_presence(present: np.ndarray) -> list[tuple[np.ndarray, list[int]]]:
+    """The columns of `present` (rows x columns) grouped by the rows they are present on."""
+    groups: dict[bytes, list[int]] = {}
+    for col in range(present.shape[1]):
+        groups.setdefault(np.packbits(present[:, col]).tobytes(), []).append(col)
+    return [(present[:, cols[0]], cols) for cols in groups.values()]
+
+
+def _pearson_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of every column of a against every column of b (equally long); NaN where a
+    side is constant."""
+    da, db = a - a.mean(axis=0), b - b.mean(axis=0)
+    constant = np.all(a == a[:1], axis=0)[:, None] | np.all(b == b[:1], axis=0)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (da.T @ db) / np.sqrt(np.outer((da * da).sum(axis=0), (db * db).sum(axis=0)))
+    return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def _average_ranks_columns(values: np.ndarray) -> np.ndarray:
+    """`average_ranks` of each column of `values` (rows x columns), all at once."""
+    n = len(values)
+    order = np.argsort(values, axis=0, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=0)
+    place = np.broadcast_to(np.arange(n)[:, None], values.shape)
+    starts_tie = np.ones(values.shape, bool)
+    starts_tie[1:] = ordered[1:] != ordered[:-1]
+    ends_tie = np.ones(values.shape, bool)
+    ends_tie[:-1] = starts_tie[1:]
+    first = np.maximum.accumulate(np.where(starts_tie, place, 0), axis=0)
+    last = np.minimum.accumulate(np.where(ends_tie, place, n - 1)[::-1], axis=0)[::-1]
+    ranks = np.empty(values.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=0)
+    return ranks

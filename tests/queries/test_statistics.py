@@ -272,6 +272,29 @@ def test_correlations_by_hand() -> None:
     assert set(found) == {(0, 0), (1, 0), (0, 1), (1, 1)}
 
 
+def test_block_correlations_equal_those_of_each_pair() -> None:
+    # Columns present on different rows, ties, a constant column: each pair worked out alone.
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 6, (300, 5)).astype(float)
+    y = np.column_stack([x[:, 0] + rng.normal(0, 2, 300), rng.normal(0, 1, (300, 3))])
+    x[:, 4] = 7.0
+    x[rng.random(300) < 0.3, 1] = math.nan
+    y[rng.random(300) < 0.5, 2] = math.nan
+    y[:290, 3] = math.nan  # ten rows
+    found = list(st.correlations(x, y, 12))
+    expected = []
+    for i in range(5):
+        for j in range(4):
+            both = ~np.isnan(x[:, i]) & ~np.isnan(y[:, j])
+            a, b = x[both, i], y[both, j]
+            if both.sum() >= 12 and a.std() > 0 and b.std() > 0:
+                r = np.corrcoef(a, b)[0, 1]
+                rho = np.corrcoef(st.average_ranks(a), st.average_ranks(b))[0, 1]
+                expected.append((i, j, pytest.approx(r), pytest.approx(rho), int(both.sum())))
+    assert found == expected
+    assert len(found) == 4 * 3  # the constant column and the ten-row score give nothing
+
+
 def test_perfect_correlations_stay_within_one() -> None:
     x = np.array([[0.1], [0.2], [0.3]])
     y = np.array([[0.9], [0.8], [0.7]])
