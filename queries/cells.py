@@ -11,7 +11,8 @@ A worker filter is not a dimension of the cells: the cells are then computed fro
 the filter keeps. Percentiles are not sums: the views take them from the attempts or the job
 sample as before.
 
-Other kinds of cells (`Kind`) work the same way: the pipeline stages per day, workflow and stage
+Other kinds of cells (`Kind`) work the same way: the custom quality scores per day, attempt
+dimensions and score (`score_cells`), the pipeline stages per day, workflow and stage
 (`stage_cells`), the completed jobs per day, worker and GPU model (`worker_cells`) and the worker
 samples per day and worker (`worker_sample_cells`). Nothing here knows a page or Streamlit.
 """
@@ -166,6 +167,46 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
     return cells(lake, filters, ATTEMPT_CELLS)
 
 
+SCORE_ROWS = """
+select date, workflow_id, project_id, scene_type, resolution_tier,
+    unnest(map_keys(quality_scores)) as score, unnest(map_values(quality_scores)) as value
+from jobs
+where {where}
+"""
+# One row per day, attempt dimensions and custom score (the standard scores have columns of
+# their own, summed in the attempt cells): the sum and count of its values.
+SCORE_CELLS = f"""
+select date, {", ".join(DIMENSIONS)}, score,
+    sum(value) as value_sum,
+    count(value) as value_n
+from ({{rows}})
+where {{days}} and score not in ({", ".join(f"'{s}'" for s in STANDARD_SCORES)})
+group by date, {", ".join(DIMENSIONS)}, score
+"""
+
+SCORE_CELL_KIND = _table_kind("score_cells", "jobs", DIMENSIONS, SCORE_ROWS, SCORE_CELLS)
+
+
+def score_cells(lake: Path, filters: Filters) -> Cells:
+    """The custom score cells within `filters`: the completed jobs' scores other than the
+    STANDARD_SCORES added up per day, DIMENSIONS and score name. Columns: date, the DIMENSIONS,
+    score, value_sum, value_n."""
+    return cells(lake, filters, SCORE_CELL_KIND)
+
+
+def within(*found: Cells) -> Filters | None:
+    """The range that bounds the lake rows of every one of `found` (`frame`'s `within` for SQL
+    that reads them together)."""
+    spans = [c.within for c in found if c.within is not None]
+    starts = [s.start for s in spans if s.start is not None]
+    ends = [s.end for s in spans if s.end is not None]
+    if not spans:
+        return None
+    if len(starts) < len(spans) or len(ends) < len(spans):
+        return Filters()  # an open range
+    return Filters(start=min(starts), end=max(ends))
+
+
 def cells(lake: Path, filters: Filters, kind: Kind) -> Cells:
     """The cells of `kind` within `filters`: the cached months', and the others' computed from
     their rows. A filter on a column that is not one of the kind's dimensions (a worker) has the
@@ -318,3 +359,7 @@ def worker_sample_cells(lake: Path, filters: Filters) -> Cells:
     no workflow, project, scene type or tier). Columns: date, worker_id, generating_s, active_s,
     vram_total_mb."""
     return cells(lake, filters, SAMPLE_CELL_KIND)
+
+
+#: Every kind of cells, for what brings them all up to date (the benchmark).
+KINDS = (ATTEMPT_CELLS, SCORE_CELL_KIND, STAGE_CELL_KIND, WORKER_CELL_KIND, SAMPLE_CELL_KIND)

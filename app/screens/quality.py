@@ -63,17 +63,8 @@ def _quality_trends(filters: Filters, grain: str) -> None:
     if trends.is_empty():
         st.info("No completed job in range sent a quality score.")
         return
-    rate = max(trends.get_column("sample_rate").to_list(), default=1)
-    sampled = trends.filter(pl.col("sample_rate") > 1).get_column("score").unique().sort()
-    note = (
-        f" Over this large range the custom scores ({', '.join(sampled.to_list())}) are "
-        f"averaged over the lake's 1-in-{rate} job sample."
-        if rate > 1
-        else ""
-    )
     st.caption(
-        f"Average of every score sent, custom ones included, per {grain}; dashed: moving "
-        f"average.{note}"
+        f"Average of every score sent, custom ones included, per {grain}; dashed: moving average."
     )
     chart = charts.series_with_average(
         trends, "period", "value", "moving_avg", "Average score", color="score"

@@ -90,10 +90,11 @@ def test_a_large_range_says_what_the_job_sample_computed(
     with every_range_sampled(monkeypatch):
         at = open_page(farm_lake, "quality", monkeypatch, **FARM_DAYS, min_jobs="1")
     assert not at.exception
-    captions = " ".join(c.value for c in at.caption)
-    assert (
-        "the custom scores (lip_sync) are averaged over the lake's 1-in-16 job sample" in captions
-    )
+    # The score trends count every job, custom scores too (the score cells), whatever the range.
+    trends = [c.value for c in at.caption if c.value.startswith("Average of every score")]
+    assert trends == [
+        "Average of every score sent, custom ones included, per day; dashed: moving average."
+    ]
     # wf-a has one sampled job: too few for a correlation or to tell which parameters take few
     # values.
     assert [i.value for i in at.info][-1] == (

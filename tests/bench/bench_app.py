@@ -404,18 +404,20 @@ def baseline(args: argparse.Namespace) -> None:
 
 
 def prepare_rollups(lake: Path) -> int:
-    """Bring the lake's rollups (attempt, stage, worker and worker sample cells) up to date; the
-    month files now current."""
-    from lake import rollup
+    """Bring the lake's rollups (every kind of cells, the month copies of the samples) up to
+    date; the month files now current."""
+    from lake import rollup, sample_months, views
     from queries import cells
     from queries.base import Filters
 
-    kinds = (cells.ATTEMPT_CELLS, cells.STAGE_CELL_KIND, cells.WORKER_CELL_KIND,
-             cells.SAMPLE_CELL_KIND)  # fmt: skip
-    for kind in kinds:
+    for kind in cells.KINDS:
         cells.cells(lake, Filters(), kind)
+    with views.cursor(lake) as con:
+        for table in sample_months.COPIES:
+            sample_months.shadow(con, lake, f"select * from {table}")
     today = datetime.now(UTC).date()  # the UTC today the cells settle days by
-    return sum(len(rollup.state(lake, k.rollup, None, None, today).current) for k in kinds)
+    rollups = [k.rollup for k in cells.KINDS] + list(sample_months.COPIES.values())
+    return sum(len(rollup.state(lake, r, None, None, today).current) for r in rollups)
 
 
 def _close(a: Any, b: Any, tolerance: float = 1e-9) -> bool:
@@ -594,11 +596,11 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"lake {args.lake}: {first} to {last}, "
           + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))  # fmt: skip
-    # The monthly rollups of the attempt, stage and worker cells (queries.cells) are built by the
-    # first query that needs them, as in the app; here before the clock, so every page finds them.
+    # The monthly rollups (queries.cells, lake.sample_months) are built by the first query that
+    # needs them, as in the app; here before the clock, so every page finds them.
     started = time.perf_counter()
     built = prepare_rollups(args.lake)
-    print(f"rollups (attempt, stage and worker cells): {built} month files current after "
+    print(f"rollups (cells of every kind, month copies of the samples): {built} month files current after "
           f"{time.perf_counter() - started:.1f} s (built once, rebuilt when a month's files change)")  # fmt: skip
     files, size = evict(args.lake)
     cold_rate = read_rate(args.lake / "jobs")

@@ -13,6 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from lake import maintenance, rollup
+from lake.tables import STANDARD_SCORES
 from queries import cells, overview, timeseries, workflows
 from queries.base import Filters, frame
 from tests.lakes import write_events
@@ -237,3 +238,48 @@ def test_stage_cells_refuse_a_filter_the_stages_lack(farm_copy: Path) -> None:
     ):
         with pytest.raises(ValueError, match="does not apply"):
             cells.stage_cells(farm_copy, filters)
+
+
+SCORE_KEYS = ["date", *cells.DIMENSIONS, "score"]
+
+
+def _score_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+    if cached:
+        found = cells.score_cells(lake, filters)
+        sql, params, tables = found.sql, found.params, found.tables
+    else:  # from the jobs' score maps themselves, with no rollup involved
+        rows, params = cells.SCORE_CELL_KIND.rows(filters)
+        sql, tables = cells.SCORE_CELL_KIND.cells(rows, "true"), {}
+    got = frame(lake, f"select * from ({sql})", params, tables)
+    return got.sort(SCORE_KEYS).select(sorted(got.columns))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ALL,
+        Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
+        Filters(workflows=("wf-a",), projects=("p1",)),
+        Filters(workers=("gpu-01",)),  # not a dimension: computed from the jobs
+    ],
+)
+def test_cached_score_cells_equal_the_cells_of_the_jobs(farm_copy: Path, filters: Filters) -> None:
+    _score_cells(farm_copy, ALL, cached=True)  # the month is cached
+    files = (farm_copy / "_meta" / "rollups" / cells.SCORE_CELL_KIND.rollup.name).rglob("*")
+    assert len([f for f in files if f.suffix == ".parquet"]) == 1
+    got = _score_cells(farm_copy, filters, cached=True)
+    assert_frame_equal(got, _score_cells(farm_copy, filters, cached=False))
+    # Only the custom scores: the standard ones are columns of the attempt cells.
+    assert not set(got.get_column("score")) & set(STANDARD_SCORES)
+
+
+def test_score_cells_add_up_the_custom_scores(farm_copy: Path) -> None:
+    # loop_seam: 0.5 on 06-02 (j1) and 0.7 on 06-10; a late job adds 0.9 to 06-10 at once.
+    write_events(farm_copy, [_late("j9", "2025-06-10T08:00:00Z") | {
+        "quality_scores": {"likeness": 0.5, "loop_seam": 0.9}}])  # fmt: skip
+    got = _score_cells(farm_copy, ALL, cached=True)
+    per_day = got.group_by("date", "score").agg(pl.col("value_sum").sum(), pl.col("value_n").sum())
+    assert sorted(per_day.rows()) == [
+        (date(2025, 6, 2), "loop_seam", pytest.approx(0.5), 1),
+        (date(2025, 6, 10), "loop_seam", pytest.approx(1.6), 2),
+    ]

@@ -25,7 +25,6 @@ TRENDS_SCHEMA = pl.Schema(
         "value": pl.Float64(),
         "jobs": pl.Int64(),
         "moving_avg": pl.Float64(),
-        "sample_rate": pl.Int64(),
     }
 )
 
@@ -159,10 +158,8 @@ def test_a_series_of_nothing_is_empty(farm: Path, filters: Filters, metric: str)
 def test_quality_trends_weekly_with_a_custom_score(farm: Path) -> None:
     got = timeseries.quality_trends(farm, ALL, "week")
     assert got.schema == TRENDS_SCHEMA
-    # A tiny lake is far below SAMPLE_FROM_ROWS: every job counts.
-    assert got.get_column("sample_rate").unique().to_list() == [1]
     w1, w2 = date(2025, 6, 2), date(2025, 6, 9)
-    assert got.drop("sample_rate").rows() == [
+    assert got.rows() == [
         (w1, "boundary_ssim", 0.95, 1, 0.95),
         (w1, "face_confidence", 0.9, 1, 0.9),
         # j1 0.8 and j2 0.6; j3 sent no scores.
@@ -191,8 +188,8 @@ def test_quality_trends_daily_fill_every_score(farm: Path) -> None:
 def test_quality_trends_list_only_scores_sent_in_range(farm: Path) -> None:
     got = timeseries.quality_trends(farm, Filters(start=date(2025, 6, 10)))
     assert got.rows() == [
-        (date(2025, 6, 10), "likeness", 0.9, 1, 0.9, 1),
-        (date(2025, 6, 10), "loop_seam", 0.7, 1, 0.7, 1),
+        (date(2025, 6, 10), "likeness", 0.9, 1, 0.9),
+        (date(2025, 6, 10), "loop_seam", 0.7, 1, 0.7),
     ]
 
 
