@@ -12,7 +12,8 @@ the filter keeps. Percentiles are not sums: the views take them from the attempt
 sample as before.
 
 Other kinds of cells (`Kind`) work the same way: the custom quality scores per day, attempt
-dimensions and score (`score_cells`), the pipeline stages per day, workflow and stage
+dimensions and score (`score_cells`), the values of each parameter per day and workflow
+(`level_cells`), the pipeline stages per day, workflow and stage
 (`stage_cells`), the completed jobs per day, worker and GPU model (`worker_cells`) and the worker
 samples per day and worker (`worker_sample_cells`). Nothing here knows a page or Streamlit.
 """
@@ -194,6 +195,40 @@ def score_cells(lake: Path, filters: Filters) -> Cells:
     return cells(lake, filters, SCORE_CELL_KIND)
 
 
+#: Distinct values of a parameter a workflow may take in a day for them all to be counted in the
+#: level cells; past it the day holds one row, `many`. `queries.correlations.MAX_LEVELS` is the
+#: most a setting may take over a range, so a day past it rules the parameter out.
+LEVELS_PER_DAY = 12
+LEVEL_ROWS = """
+select date, workflow_id, unnest(map_keys(params)) as name, unnest(map_values(params)) as value
+from jobs
+where {where}
+"""
+# One row per day, workflow, parameter and value: the completed jobs that sent it; a parameter
+# with more than LEVELS_PER_DAY values that day has a single row instead (value null, many).
+LEVEL_CELLS = f"""
+with counted as (
+    select date, workflow_id, name, value, count(*) as jobs,
+        count(*) over (partition by date, workflow_id, name) > {LEVELS_PER_DAY} as many
+    from ({{rows}})
+    where {{days}}
+    group by date, workflow_id, name, value
+)
+select date, workflow_id, name, case when not many then value end as value,
+    cast(sum(jobs) as bigint) as jobs, many
+from counted
+group by date, workflow_id, name, many, case when not many then value end
+"""
+
+LEVEL_CELL_KIND = _table_kind("level_cells", "jobs", ("workflow_id",), LEVEL_ROWS, LEVEL_CELLS)
+
+
+def level_cells(lake: Path, filters: Filters) -> Cells:
+    """The parameter level cells within `filters` (a filter other than the workflows computes
+    them from the jobs it keeps). Columns: date, workflow_id, name, value, jobs, many."""
+    return cells(lake, filters, LEVEL_CELL_KIND)
+
+
 def within(*found: Cells) -> Filters | None:
     """The range that bounds the lake rows of every one of `found` (`frame`'s `within` for SQL
     that reads them together)."""
@@ -362,4 +397,11 @@ def worker_sample_cells(lake: Path, filters: Filters) -> Cells:
 
 
 #: Every kind of cells, for what brings them all up to date (the benchmark).
-KINDS = (ATTEMPT_CELLS, SCORE_CELL_KIND, STAGE_CELL_KIND, WORKER_CELL_KIND, SAMPLE_CELL_KIND)
+KINDS = (
+    ATTEMPT_CELLS,
+    SCORE_CELL_KIND,
+    LEVEL_CELL_KIND,
+    STAGE_CELL_KIND,
+    WORKER_CELL_KIND,
+    SAMPLE_CELL_KIND,
+)

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from lake.tables import STANDARD_SCORES
 from queries import statistics as st
 from queries.base import SAMPLE_SCALE, Filters, column, frame, job_source, sample_shares
-from queries.cells import attempt_cells
+from queries.cells import LEVELS_PER_DAY, attempt_cells, level_cells
 from queries.workflows import workflow_jobs
 
 #: Fewest jobs with both values for a correlation: r of two points is always +-1.
@@ -170,45 +170,31 @@ def scatter(
 #: What a configuration can be ranked by -> True where higher is better.
 TOP_BY: dict[str, bool] = {"time_per_frame_ms": False} | {s: True for s in STANDARD_SCORES}
 #: A parameter with more distinct values than this in a workflow, or than half its jobs, varies
-#: per job (a seed, a continuous strength) and is left out of the configuration.
-MAX_LEVELS = 12
+#: per job (a seed, a continuous strength) and is left out of the configuration. The level cells
+#: count each day's values up to this many.
+MAX_LEVELS = LEVELS_PER_DAY
 
 # A configuration is a job's parameters (as text, sorted by name) that take at most MAX_LEVELS
-# values in its workflow. Which parameters those are is read off a sample of each workflow's jobs
-# (a fixed pseudo-random one of about MAX_JOBS, like the correlations'; all of a smaller
-# workflow). Every job is then grouped on those parameters' values, one column each (null where
-# the parameter is not one of its workflow's levels), and only the groups are turned into text:
-# 2x faster than building the text per job. Ranks are per workflow; a configuration in its
-# workflow's top n is not listed again among the bottom.
-CONFIGURATION_JOBS = """
-select workflow_id, count({value}) as jobs, count(*) as all_jobs
-from {source}
-where {where}
-group by workflow_id
-"""
-CONFIGURATION_CELLS = """
+# values in its workflow. Which parameters those are is read off the level cells
+# (`queries.cells.level_cells`: every completed job's parameters, per day and workflow). Every
+# job is then grouped on those parameters' values, one column each (null where the parameter is
+# not one of its workflow's levels), and only the groups are turned into text: 2x faster than
+# building the text per job. Ranks are per workflow; a configuration in its workflow's top n is
+# not listed again among the bottom.
+COMPLETED_JOBS = """
 with cells as ({cells})
-select workflow_id, cast(sum({counted}) as bigint) as jobs, cast(sum(attempts) as bigint) as all_jobs
+select cast(coalesce(sum(attempts), 0) as bigint) as jobs
 from cells
 where completed
-group by workflow_id
 """
-#: The cells' count of the values of each TOP_BY column.
-CELL_COUNTS = {"time_per_frame_ms": "tpf_n"} | {s: f"{s}_n" for s in STANDARD_SCORES}
 CONFIGURATION_LEVELS = """
-with entries as (
-    select workflow_id, unnest(map_entries(params)) as e
-    from {source}
-    where {where}
-        and {value} is not null
-        and hash(event_id) % {scale} < {keep}
-)
+with cells as ({cells})
 select name, list(workflow_id order by workflow_id) as workflows
 from (
-    select workflow_id, e.key as name
-    from entries
-    group by workflow_id, e.key
-    having count(distinct e.value) <= least(?, count(*) / 2)
+    select workflow_id, name
+    from cells
+    group by workflow_id, name
+    having not bool_or(many) and count(distinct value) <= least(?, sum(jobs) / 2)
 )
 group by name
 order by name
@@ -274,19 +260,13 @@ def top_configurations(
         raise ValueError(f"n: must be >= 1, got {n}")
     where, params = filters.where("jobs")
     value = column("jobs", by)
-    # Completed jobs per workflow, and those with a value, added up from the attempt cells.
     found = attempt_cells(lake, filters)
-    sql = CONFIGURATION_CELLS.format(cells=found.sql, counted=CELL_COUNTS[by])
-    jobs = frame(lake, sql, found.params, found.tables, found.within)
-    source, rate = job_source(lake, filters, int(jobs.get_column("all_jobs").sum()))
-    if rate > 1:
-        sql = CONFIGURATION_JOBS.format(where=where, value=value, source=source)
-        jobs = frame(lake, sql, params, within=filters)
-    keep, shares = sample_shares(jobs.select("workflow_id", "jobs"), "workflow_id", MAX_JOBS)
-    sql = CONFIGURATION_LEVELS.format(
-        where=where, value=value, keep=keep, scale=SAMPLE_SCALE, source=source
-    )
-    levels = frame(lake, sql, [*params, *shares, MAX_LEVELS], within=filters)
+    sql = COMPLETED_JOBS.format(cells=found.sql)
+    jobs = frame(lake, sql, found.params, found.tables, found.within).item()
+    source, rate = job_source(lake, filters, int(jobs))
+    found = level_cells(lake, filters)
+    sql = CONFIGURATION_LEVELS.format(cells=found.sql)
+    levels = frame(lake, sql, [*found.params, MAX_LEVELS], found.tables, found.within)
     if levels.is_empty():
         return pl.DataFrame(schema=_NO_CONFIGURATIONS)
     # Level k: its value where it is a level of the job's workflow; names and workflows come

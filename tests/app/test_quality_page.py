@@ -95,11 +95,14 @@ def test_a_large_range_says_what_the_job_sample_computed(
     assert trends == [
         "Average of every score sent, custom ones included, per day; dashed: moving average."
     ]
-    # wf-a has one sampled job: too few for a correlation or to tell which parameters take few
-    # values.
+    # wf-a has one sampled job: too few for a correlation; its settings come from the level
+    # cells (every job), its one sampled job gives a combination.
     assert [i.value for i in at.info][-1] == (
-        "No parameter combination of wf-a ran 1 or more jobs of the 1-in-16 job sample in range."
+        "No numeric parameter and quality score of wf-a were sent together by 3 or more jobs in "
+        "range."
     )
+    captions = " ".join(c.value for c in at.caption)
+    assert "counted in the lake's 1-in-16 job sample: `jobs` are sampled jobs" in captions
     with every_range_sampled(monkeypatch):
         at.selectbox(key="url:quality_workflow").set_value("wf-b").run()
     captions = " ".join(c.value for c in at.caption)

@@ -283,3 +283,47 @@ def test_score_cells_add_up_the_custom_scores(farm_copy: Path) -> None:
         (date(2025, 6, 2), "loop_seam", pytest.approx(0.5), 1),
         (date(2025, 6, 10), "loop_seam", pytest.approx(1.6), 2),
     ]
+
+
+LEVEL_KEYS = ["date", "workflow_id", "name", "value"]
+
+
+def _level_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+    if cached:
+        found = cells.level_cells(lake, filters)
+        sql, params, tables = found.sql, found.params, found.tables
+    else:  # from the jobs' parameter maps themselves, with no rollup involved
+        rows, params = cells.LEVEL_CELL_KIND.rows(filters)
+        sql, tables = cells.LEVEL_CELL_KIND.cells(rows, "true"), {}
+    got = frame(lake, f"select * from ({sql})", params, tables)
+    return got.sort(LEVEL_KEYS, nulls_last=True).select(sorted(got.columns))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ALL,
+        Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
+        Filters(workflows=("wf-a",)),
+        Filters(workers=("gpu-01",), projects=("p1",)),  # not dimensions: from the jobs
+    ],
+)
+def test_cached_level_cells_equal_the_cells_of_the_jobs(farm_copy: Path, filters: Filters) -> None:
+    _level_cells(farm_copy, ALL, cached=True)  # the month is cached
+    got = _level_cells(farm_copy, filters, cached=True)
+    assert_frame_equal(got, _level_cells(farm_copy, filters, cached=False))
+
+
+def test_a_day_past_the_levels_a_day_is_one_row(farm_copy: Path) -> None:
+    # 13 jobs of wf-b on 06-20, each its own seed and one of two samplers.
+    late = [
+        _late(f"s{n}", "2025-06-20T08:00:00Z") | {"params": {"seed": n, "sampler": "ab"[n % 2]}}
+        for n in range(cells.LEVELS_PER_DAY + 1)
+    ]
+    write_events(farm_copy, late)
+    got = _level_cells(farm_copy, Filters(start=date(2025, 6, 20), end=date(2025, 6, 20)), True)
+    assert got.select("name", "value", "jobs", "many").rows() == [
+        ("sampler", "a", 7, False),
+        ("sampler", "b", 6, False),
+        ("seed", None, 13, True),
+    ]

@@ -254,3 +254,24 @@ def test_jobs_without_any_setting_are_not_a_configuration(tmp_path: Path) -> Non
     assert result.select("params", "jobs", "value", "rank_group", "rank").rows() == [
         ("sampler=euler", 4, pytest.approx(0.6), "top", 1)
     ]
+
+
+def test_a_parameter_with_few_values_a_day_but_many_in_range_is_not_a_setting(
+    tmp_path: Path,
+) -> None:
+    # wf-e: steps takes 8 values on 06-01 and 8 others on 06-02 (16 in range, past MAX_LEVELS);
+    # sampler takes two. Only the sampler makes the configurations.
+    events = [
+        _job("wf-e", n, {"steps": n, "sampler": "ab"[n % 2]}, {"likeness": 0.5 + (n % 2) / 10},
+             occurred_at=f"2025-06-0{1 + n // 8}T12:00:00Z")
+        for n in range(16)
+    ]  # fmt: skip
+    lake = write_events(tmp_path / "lake", events)
+    result = correlations.top_configurations(lake, Filters(), min_jobs=2, n=1)
+    assert result.select("params", "jobs", "value", "rank_group").rows() == [
+        ("sampler=b", 8, pytest.approx(0.6), "top"),
+        ("sampler=a", 8, pytest.approx(0.5), "bottom"),
+    ]
+    # One day alone: steps takes 8 values among 8 jobs, more than half of them: not a setting.
+    one_day = Filters(start=date(2025, 6, 1), end=date(2025, 6, 1))
+    assert correlations.top_configurations(lake, one_day, min_jobs=2, n=1).height == 2
