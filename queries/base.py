@@ -6,6 +6,9 @@ typed Polars frame back from `frame`. Nothing here knows a page or Streamlit.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
@@ -228,11 +231,26 @@ def sample_source(
     return table, 1
 
 
+#: Seconds a count of `_rows` is reused by the next queries (a page's, which ask the same
+#: ranges which source to read, up to five times) before it is counted again.
+ROWS_REUSE_S = 1.0
+_counted: dict[tuple[Path, Filters, str], tuple[float, int]] = {}
+_counted_lock = threading.Lock()
+
+
 def _rows(lake: Path, filters: Filters, table: str) -> int:
     """Rows of `table` within `filters` (from the files' footers where only days filter)."""
+    key = (lake, filters, table)
+    with _counted_lock:
+        at, rows = _counted.get(key, (-math.inf, 0))
+    if time.monotonic() - at <= ROWS_REUSE_S:
+        return rows
     where, params = filters.where(table)
     sql = f"select count(*) as n from {quoted(table, TABLES)} where {where}"
-    return int(frame(lake, sql, params, within=filters).item())
+    rows = int(frame(lake, sql, params, within=filters).item())
+    with _counted_lock:
+        _counted[key] = (time.monotonic(), rows)
+    return rows
 
 
 def day_source(lake: Path, filters: Filters, table: str) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 
 from ingest.broker import EmbeddedBroker, create_topic, free_port
 from lake import day_views, rollup, sample_months
+from queries import base
 
 os.environ.setdefault("TZ", "UTC")
 _topics = itertools.count()
@@ -19,12 +20,13 @@ _topics = itertools.count()
 
 @pytest.fixture(autouse=True)
 def _views_listed_every_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests write a file and query at once: the month copies' views, the narrowed views and the
-    rollups' states are not reused for a second as in the app (their own tests check the reuse:
-    tests/lake/test_sample_months.py, test_day_views.py, test_rollup.py)."""
+    """Tests write a file and query at once: the month copies' views, the narrowed views, the
+    rollups' states and the counts that pick a sample are not reused for a second as in the app
+    (tests of their own check the reuse)."""
     monkeypatch.setattr(sample_months, "REUSE_S", 0.0)
     monkeypatch.setattr(day_views, "REUSE_S", 0.0)
     monkeypatch.setattr(rollup, "REUSE_S", 0.0)
+    monkeypatch.setattr(base, "ROWS_REUSE_S", 0.0)
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,18 @@ def test_job_source_takes_the_sample_from_the_threshold_on(lake, tmp_path, monke
     assert base.job_source(copy, everything, JOBS) == ("jobs", 1)
 
 
+def test_the_counts_that_pick_a_source_are_reused_for_a_second(lake, tmp_path, monkeypatch) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    monkeypatch.setattr(base, "ROWS_REUSE_S", 60.0)
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", JOBS)
+    assert base.job_source(copy, Filters()) == ("jobs_sample", sample.SAMPLE_RATE)
+    write_events(copy, [_job(n) for n in range(JOBS, JOBS + 20)])
+    assert base._rows(copy, Filters(), "jobs") == JOBS  # a page's queries see one count
+    monkeypatch.setattr(base, "ROWS_REUSE_S", 0.0)
+    assert base._rows(copy, Filters(), "jobs") == JOBS + 20
+
+
 def test_custom_score_trends_count_every_job_over_a_large_range(lake: Path, monkeypatch) -> None:
     # The score cells add up every job's map: a range the sample would serve counts them all.
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
