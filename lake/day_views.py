@@ -67,8 +67,11 @@ def narrow(
 def _listed(key: tuple[Path, str, date, date]) -> str:
     """The view SQL of `key` (lake, table, start, end), listed now and kept for REUSE_S."""
     sql = view_sql(*key)
+    now = time.monotonic()
     with _lock:
-        _views[key] = (time.monotonic(), sql)
+        for old in [k for k, (at, _) in _views.items() if now - at > REUSE_S]:
+            del _views[old]  # a listing past its second is never read again
+        _views[key] = (now, sql)
     return sql
 
 

@@ -97,8 +97,11 @@ def state(
         return known
     found = _state(lake, rollup, start, end, today)
     if not found.stale:
+        now = time.monotonic()
         with _lock:
-            _states[key] = (time.monotonic(), found)
+            for old in [k for k, (at, _) in _states.items() if now - at > REUSE_S]:
+                del _states[old]  # a state past its second is never read again
+            _states[key] = (now, found)
     return found
 
 

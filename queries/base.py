@@ -248,8 +248,11 @@ def _rows(lake: Path, filters: Filters, table: str) -> int:
     where, params = filters.where(table)
     sql = f"select count(*) as n from {quoted(table, TABLES)} where {where}"
     rows = int(frame(lake, sql, params, within=filters).item())
+    now = time.monotonic()
     with _counted_lock:
-        _counted[key] = (time.monotonic(), rows)
+        for old in [k for k, (at, _) in _counted.items() if now - at > ROWS_REUSE_S]:
+            del _counted[old]  # a count past its second is never read again
+        _counted[key] = (now, rows)
     return rows
 
 
