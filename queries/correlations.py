@@ -74,15 +74,20 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
         )
     keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
     sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE, source=source)
-    # In an order of their own, whatever order the scan returned them in: the same sums.
-    sampled = frame(lake, sql, [*params, *shares], within=filters).sort("workflow_id", "job_hash")
+    sampled = frame(lake, sql, [*params, *shares], within=filters)
     # Parameter and score names are those of the sampled jobs: a name no sampled job has could
     # not reach MIN_PAIRS in the sample anyway.
     x, keys = _wide(sampled, "param_keys", "param_values")
     y, scores = _wide(sampled, "score_keys", "score_values")
     if not keys or not scores:
         return pl.DataFrame(schema=CORRELATION_SCHEMA)
-    rows = list(_correlated(sampled.get_column("workflow_id"), x, y, keys, scores))
+    # By workflow, then in an order of their own whatever order the scan returned them in (the
+    # same sums every time): numpy orders the matrices in 3 ms, Polars the lists in 20.
+    workflows = sampled.get_column("workflow_id")
+    codes = workflows.rank("dense").to_numpy() - 1  # a workflow's place among the sorted ids
+    order = np.lexsort((sampled.get_column("job_hash").to_numpy(), codes))
+    ids = workflows.unique().sort().to_list()
+    rows = list(_correlated(codes[order], ids, x[order], y[order], keys, scores))
     result = pl.DataFrame(rows, schema=CORRELATION_SCHEMA, orient="row")
     return result.sort(
         [pl.col("workflow_id"), pl.col("spearman_r").abs(), pl.col("param"), pl.col("score")],
@@ -114,16 +119,20 @@ def _wide(sampled: pl.DataFrame, keys: str, values: str) -> tuple[np.ndarray, li
 
 
 def _correlated(
-    workflows: pl.Series, x: np.ndarray, y: np.ndarray, keys: list[str], scores: list[str]
+    codes: np.ndarray,
+    ids: list[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    keys: list[str],
+    scores: list[str],
 ) -> Iterator[tuple[str, str, str, float, float, int]]:
     """Rows of CORRELATION_SCHEMA: each workflow's parameter and score pairs where r is defined
-    (`workflows` per row of x and y, sorted)."""
-    ids = workflows.to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-    for start, stop in zip(starts, [*starts[1:], len(ids)], strict=True):
+    (`codes`: the workflow of each row of x and y, sorted, as its place in `ids`)."""
+    starts = np.flatnonzero(np.diff(codes, prepend=-1))
+    for start, stop in zip(starts, [*starts[1:], len(codes)], strict=True):
         pairs = st.correlations(x[start:stop], y[start:stop], MIN_PAIRS)
         for i, j, pearson_r, spearman_r, n in pairs:
-            yield str(ids[start]), keys[i], scores[j], pearson_r, spearman_r, n
+            yield ids[codes[start]], keys[i], scores[j], pearson_r, spearman_r, n
 
 
 SCATTER = """

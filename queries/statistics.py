@@ -401,7 +401,7 @@ def _pearson_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _average_ranks_columns(values: np.ndarray) -> np.ndarray:
     """`average_ranks` of each column of `values` (rows x columns), all at once."""
     n = len(values)
-    order = np.argsort(values, axis=0, kind="stable")
+    order = np.argsort(values, axis=0)  # ties share their average rank: any order of them
     ordered = np.take_along_axis(values, order, axis=0)
     place = np.broadcast_to(np.arange(n)[:, None], values.shape)
     starts_tie = np.ones(values.shape, bool)
