@@ -12,10 +12,7 @@ swapped away) drops the narrowed views and runs again on the lake's own (`forget
 
 from __future__ import annotations
 
-import math
 import re
-import threading
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import duckdb
 
 from lake import views
 from lake.layout import data_files, partition_dir
+from lake.recent import Recent
 from lake.tables import TABLES
 
 #: Ranges longer than this read through the lake's views: listing every day folder of a long
@@ -36,8 +34,7 @@ NARROWED = tuple(name for name, table in TABLES.items() if not table.sample_of)
 #: A narrowed table named in a query's SQL as a word.
 _NAMED = re.compile(r"\b(" + "|".join(map(re.escape, NARROWED)) + r")\b")
 
-_lock = threading.Lock()
-_views: dict[tuple[Path, str, date, date], tuple[float, str]] = {}
+_listings: Recent[tuple[Path, str, date, date], str] = Recent()
 
 
 def narrow(
@@ -51,10 +48,7 @@ def narrow(
     narrowed = []
     for table in sorted(set(_NAMED.findall(sql))):
         key = (lake, table, start, end)
-        with _lock:
-            at, reused = _views.get(key, (-math.inf, ""))
-        if time.monotonic() - at > REUSE_S:
-            reused = ""
+        reused = _listings.get(key, REUSE_S)
         # Defining the view opens one of its files: a listing reused from before a compaction
         # or retention fails there, and is made again once.
         if (reused and _define(con, table, reused)) or _define(con, table, _listed(key)):
@@ -66,13 +60,7 @@ def narrow(
 
 def _listed(key: tuple[Path, str, date, date]) -> str:
     """The view SQL of `key` (lake, table, start, end), listed now and kept for REUSE_S."""
-    sql = view_sql(*key)
-    now = time.monotonic()
-    with _lock:
-        for old in [k for k, (at, _) in _views.items() if now - at > REUSE_S]:
-            del _views[old]  # a listing past its second is never read again
-        _views[key] = (now, sql)
-    return sql
+    return _listings.put(key, view_sql(*key), REUSE_S)
 
 
 def _define(con: duckdb.DuckDBPyConnection, table: str, sql: str) -> bool:
@@ -90,9 +78,7 @@ def forget(con: duckdb.DuckDBPyConnection, lake: Path, tables: list[str]) -> Non
     """Drop `con`'s narrowed views of `tables` and their listings (a listed file went away)."""
     for table in tables:
         con.execute(f"drop view if exists temp.{table}")
-    with _lock:
-        for key in [k for k in _views if k[0] == lake and k[1] in tables]:
-            del _views[key]
+    _listings.forget(lambda key: key[0] == lake and key[1] in tables)
 
 
 def view_sql(lake: Path, table: str, start: date, end: date) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import shutil
 import threading
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.layout import PARQUET, data_files, partition_days
+from lake.recent import Recent
 from lake.writer import ROW_GROUP_SIZE, WriteError, write_parquet
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class RollupState:
 #: queries (a page's) before the files are listed again (about 27 ms for a year of jobs and
 #: failures): a new file counts within that, as the app's cache key does.
 REUSE_S = 1.0
-_states: dict[tuple[Path, Rollup, date | None, date | None, date], tuple[float, RollupState]] = {}
+_states: Recent[tuple[Path, Rollup, date | None, date | None, date], RollupState] = Recent()
 
 
 def state(
@@ -91,17 +91,11 @@ def state(
     """Which months touching `start`..`end` (None = open) have a current file, which do not,
     and which of the range's days are from `today` on."""
     key = (lake, rollup, start, end, today)
-    with _lock:
-        at, known = _states.get(key, (-math.inf, None))
-    if known is not None and time.monotonic() - at <= REUSE_S:
+    if (known := _states.get(key, REUSE_S)) is not None:
         return known
     found = _state(lake, rollup, start, end, today)
     if not found.stale:
-        now = time.monotonic()
-        with _lock:
-            for old in [k for k, (at, _) in _states.items() if now - at > REUSE_S]:
-                del _states[old]  # a state past its second is never read again
-            _states[key] = (now, found)
+        _states.put(key, found, REUSE_S)
     return found
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from lake import rollup
+from lake.recent import Recent
 from lake.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,7 @@ _NAMED = re.compile(r"\b(" + "|".join(map(re.escape, COPIES)) + r")\b")
 #: Seconds a view's SQL is reused by the next queries (a page's) before the files are listed
 #: again (about 10 ms for a year): a new file counts within that, as the app's cache key does.
 REUSE_S = 1.0
-_lock = threading.Lock()
-_views: dict[tuple[Path, str], tuple[float, str]] = {}
+_views: Recent[tuple[Path, str], str] = Recent()
 
 # A month's rows by workflow, in row groups of COPY_ROW_GROUP: DuckDB reads a file's row groups
 # in parallel (one of 60,000 rows kept a core idle), and a query on one workflow reads the row
@@ -61,14 +59,11 @@ def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> None:
     can be written. A table without any copy keeps the lake's view."""
     for table in sorted(set(_NAMED.findall(sql))):
         key = (lake, table)
-        with _lock:
-            known = _views.get(key)
-        if known is None or time.monotonic() - known[0] > REUSE_S:
-            known = (time.monotonic(), _view(con, lake, table))
-            with _lock:
-                _views[key] = known
-        if known[1]:
-            con.execute(f"create or replace temp view {table} as {known[1]}")
+        view = _views.get(key, REUSE_S)
+        if view is None:
+            view = _views.put(key, _view(con, lake, table), REUSE_S)
+        if view:
+            con.execute(f"create or replace temp view {table} as {view}")
 
 
 def _view(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> str:

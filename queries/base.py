@@ -6,9 +6,6 @@ typed Polars frame back from `frame`. Nothing here knows a page or Streamlit.
 
 from __future__ import annotations
 
-import math
-import threading
-import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
@@ -22,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake import QueryError, day_views, sample_months, views
+from lake.recent import Recent
 from lake.sample import SAMPLE_RATE, SAMPLES
 from lake.tables import TABLES
 
@@ -234,26 +232,17 @@ def sample_source(
 #: Seconds a count of `_rows` is reused by the next queries (a page's, which ask the same
 #: ranges which source to read, up to five times) before it is counted again.
 ROWS_REUSE_S = 1.0
-_counted: dict[tuple[Path, Filters, str], tuple[float, int]] = {}
-_counted_lock = threading.Lock()
+_counted: Recent[tuple[Path, Filters, str], int] = Recent()
 
 
 def _rows(lake: Path, filters: Filters, table: str) -> int:
     """Rows of `table` within `filters` (from the files' footers where only days filter)."""
     key = (lake, filters, table)
-    with _counted_lock:
-        at, rows = _counted.get(key, (-math.inf, 0))
-    if time.monotonic() - at <= ROWS_REUSE_S:
+    if (rows := _counted.get(key, ROWS_REUSE_S)) is not None:
         return rows
     where, params = filters.where(table)
     sql = f"select count(*) as n from {quoted(table, TABLES)} where {where}"
-    rows = int(frame(lake, sql, params, within=filters).item())
-    now = time.monotonic()
-    with _counted_lock:
-        for old in [k for k, (at, _) in _counted.items() if now - at > ROWS_REUSE_S]:
-            del _counted[old]  # a count past its second is never read again
-        _counted[key] = (now, rows)
-    return rows
+    return _counted.put(key, int(frame(lake, sql, params, within=filters).item()), ROWS_REUSE_S)
 
 
 def day_source(lake: Path, filters: Filters, table: str) -> tuple[str, int]:

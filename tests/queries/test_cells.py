@@ -182,15 +182,23 @@ def test_threads_building_the_same_month_at_once_agree(farm_copy: Path) -> None:
 STAGE_KEYS = ["date", *cells.STAGE_DIMENSIONS]
 
 
-def _stage_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+def _kind_cells(
+    lake: Path, filters: Filters, kind: cells.Kind, keys: list[str], cached: bool
+) -> pl.DataFrame:
+    """The cells of `kind`: through the rollup (`cached`), or from the rows themselves, with no
+    rollup involved; sorted by `keys`, columns by name."""
     if cached:
-        found = cells.stage_cells(lake, filters)
+        found = cells.cells(lake, filters, kind)
         sql, params, tables = found.sql, found.params, found.tables
-    else:  # from the stages themselves, with no rollup involved
-        rows, params = cells.STAGE_CELL_KIND.rows(filters)
-        sql, tables = cells.STAGE_CELL_KIND.cells(rows, "true"), {}
+    else:
+        rows, params = kind.rows(filters)
+        sql, tables = kind.cells(rows, "true"), {}
     got = frame(lake, f"select * from ({sql})", params, tables)
-    return got.sort(STAGE_KEYS).select(sorted(got.columns))
+    return got.sort(keys, nulls_last=True).select(sorted(got.columns))
+
+
+def _stage_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+    return _kind_cells(lake, filters, cells.STAGE_CELL_KIND, STAGE_KEYS, cached)
 
 
 def _stage_files(lake: Path) -> list[Path]:
@@ -244,33 +252,46 @@ SCORE_KEYS = ["date", *cells.DIMENSIONS, "score"]
 
 
 def _score_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
-    if cached:
-        found = cells.score_cells(lake, filters)
-        sql, params, tables = found.sql, found.params, found.tables
-    else:  # from the jobs' score maps themselves, with no rollup involved
-        rows, params = cells.SCORE_CELL_KIND.rows(filters)
-        sql, tables = cells.SCORE_CELL_KIND.cells(rows, "true"), {}
-    got = frame(lake, f"select * from ({sql})", params, tables)
-    return got.sort(SCORE_KEYS).select(sorted(got.columns))
+    return _kind_cells(lake, filters, cells.SCORE_CELL_KIND, SCORE_KEYS, cached)
 
 
+LEVEL_KEYS = ["date", "workflow_id", "name", "value"]
+
+
+def _level_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
+    return _kind_cells(lake, filters, cells.LEVEL_CELL_KIND, LEVEL_KEYS, cached)
+
+
+@pytest.mark.parametrize("kind", ["score", "level"])
 @pytest.mark.parametrize(
     "filters",
     [
         ALL,
         Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
-        Filters(workflows=("wf-a",), projects=("p1",)),
+        Filters(workflows=("wf-a",), projects=("p1",)),  # level cells: the project from the jobs
         Filters(workers=("gpu-01",)),  # not a dimension: computed from the jobs
     ],
 )
-def test_cached_score_cells_equal_the_cells_of_the_jobs(farm_copy: Path, filters: Filters) -> None:
-    _score_cells(farm_copy, ALL, cached=True)  # the month is cached
-    files = (farm_copy / "_meta" / "rollups" / cells.SCORE_CELL_KIND.rollup.name).rglob("*")
-    assert len([f for f in files if f.suffix == ".parquet"]) == 1
-    got = _score_cells(farm_copy, filters, cached=True)
-    assert_frame_equal(got, _score_cells(farm_copy, filters, cached=False))
+def test_cached_score_and_level_cells_equal_the_cells_of_the_jobs(
+    farm_copy: Path, filters: Filters, kind: str
+) -> None:
+    # Parameters and custom scores on jobs of both workflows, several days, projects, workers.
+    write_events(farm_copy, [
+        _job(f"x{n}", f"2025-06-{2 + n % 9:02d}T09:00:00Z", ("wf-a", "wf-b")[n % 2],
+             f"gpu-0{1 + n % 3}", project_id=f"p{1 + n % 2}", frame_count=10,
+             total_gpu_time_ms=1000, params={"steps": 20 + n % 3, "seed": n},
+             quality_scores={"likeness": 0.5, "lip_sync": n / 10})
+        for n in range(12)
+    ])  # fmt: skip
+    of = {"score": _score_cells, "level": _level_cells}[kind]
+    of(farm_copy, ALL, cached=True)  # the month is cached
+    folder = farm_copy / "_meta" / "rollups" / f"{kind}_cells"
+    assert len([f for f in folder.rglob("*") if f.suffix == ".parquet"]) == 1
+    got = of(farm_copy, filters, cached=True)
+    assert_frame_equal(got, of(farm_copy, filters, cached=False))
+    assert got.height > 0
     # Only the custom scores: the standard ones are columns of the attempt cells.
-    assert not set(got.get_column("score")) & set(STANDARD_SCORES)
+    assert kind != "score" or not set(got.get_column("score")) & set(STANDARD_SCORES)
 
 
 def test_score_cells_add_up_the_custom_scores(farm_copy: Path) -> None:
@@ -283,35 +304,6 @@ def test_score_cells_add_up_the_custom_scores(farm_copy: Path) -> None:
         (date(2025, 6, 2), "loop_seam", pytest.approx(0.5), 1),
         (date(2025, 6, 10), "loop_seam", pytest.approx(1.6), 2),
     ]
-
-
-LEVEL_KEYS = ["date", "workflow_id", "name", "value"]
-
-
-def _level_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
-    if cached:
-        found = cells.level_cells(lake, filters)
-        sql, params, tables = found.sql, found.params, found.tables
-    else:  # from the jobs' parameter maps themselves, with no rollup involved
-        rows, params = cells.LEVEL_CELL_KIND.rows(filters)
-        sql, tables = cells.LEVEL_CELL_KIND.cells(rows, "true"), {}
-    got = frame(lake, f"select * from ({sql})", params, tables)
-    return got.sort(LEVEL_KEYS, nulls_last=True).select(sorted(got.columns))
-
-
-@pytest.mark.parametrize(
-    "filters",
-    [
-        ALL,
-        Filters(start=date(2025, 6, 3), end=date(2025, 6, 9)),
-        Filters(workflows=("wf-a",)),
-        Filters(workers=("gpu-01",), projects=("p1",)),  # not dimensions: from the jobs
-    ],
-)
-def test_cached_level_cells_equal_the_cells_of_the_jobs(farm_copy: Path, filters: Filters) -> None:
-    _level_cells(farm_copy, ALL, cached=True)  # the month is cached
-    got = _level_cells(farm_copy, filters, cached=True)
-    assert_frame_equal(got, _level_cells(farm_copy, filters, cached=False))
 
 
 def test_a_day_past_the_levels_a_day_is_one_row(farm_copy: Path) -> None:
