@@ -37,13 +37,6 @@ CORRELATION_SCHEMA: dict[str, pl.DataType] = {
     "n": pl.Int64(),
 }
 
-# Jobs per workflow in range, to size each workflow's sample.
-CORRELATION_JOBS = """
-select workflow_id, count(*) as jobs
-from {source}
-where {where}
-group by workflow_id
-"""
 # The sampled jobs: every numeric parameter and score, as parallel key and value lists, and the
 # hash that orders them (in Python: ordering 100,000 rows of lists in SQL cost 0.2 s).
 CORRELATION_VALUES = """
@@ -68,11 +61,10 @@ def correlations(lake: Path, filters: Filters) -> pl.DataFrame:
     # Completed jobs per workflow, added up from the attempt cells.
     jobs = workflow_jobs(lake, filters).select("workflow_id", "jobs")
     source, rate = job_source(lake, filters, int(jobs.get_column("jobs").sum()))
-    if rate > 1:
-        jobs = frame(
-            lake, CORRELATION_JOBS.format(where=where, source=source), params, within=filters
-        )
-    keep, shares = sample_shares(jobs, "workflow_id", MAX_JOBS)
+    # A workflow's share of the sample is sized on the jobs it is expected to hold (1 in
+    # `rate`), not counted: about MAX_JOBS either way.
+    expected = jobs.with_columns(pl.col("jobs") // rate)
+    keep, shares = sample_shares(expected, "workflow_id", MAX_JOBS)
     sql = CORRELATION_VALUES.format(where=where, keep=keep, scale=SAMPLE_SCALE, source=source)
     sampled = frame(lake, sql, [*params, *shares], within=filters)
     # Parameter and score names are those of the sampled jobs: a name no sampled job has could
