@@ -29,6 +29,7 @@ from lake.layout import (
     partition_dir,
     partition_glob,
 )
+from lake.recent import Recent
 from lake.tables import TABLES, Table
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ def connect(lake: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection
     return con
 
 
+#: Seconds which tables have files is reused by the next cursors (a page's queries) before it
+#: is looked at again (1 ms a cursor): a table's first files count within that.
+SHAPE_REUSE_S = 1.0
+_shapes: Recent[Path, tuple[bool, ...]] = Recent()
 #: One read connection per lake and process, with the shape of the lake it was defined for.
 _SHARED: dict[Path, tuple[tuple[bool, ...], duckdb.DuckDBPyConnection]] = {}
 _SHARED_LOCK = threading.Lock()
@@ -112,7 +117,11 @@ def cursor(lake: Path) -> duckdb.DuckDBPyConnection:
     files at every query; they are redefined when a table gets its first files.
     """
     lake = ensure_lake(lake)
-    shape = tuple(has_partitions(lake, t.name) for t in TABLES.values())
+    shape = _shapes.get(lake, SHAPE_REUSE_S)
+    if shape is None:
+        shape = _shapes.put(
+            lake, tuple(has_partitions(lake, t.name) for t in TABLES.values()), SHAPE_REUSE_S
+        )
     with _SHARED_LOCK:
         entry = _SHARED.get(lake)
         if entry is None or entry[0] != shape:

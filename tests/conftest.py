@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaProducer
 
 from ingest.broker import EmbeddedBroker, create_topic, free_port
-from lake import day_views, rollup, sample_months
+from lake import day_views, rollup, sample_months, views
 from queries import base
 
 os.environ.setdefault("TZ", "UTC")
@@ -21,12 +21,13 @@ _topics = itertools.count()
 @pytest.fixture(autouse=True)
 def _views_listed_every_query(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests write a file and query at once: the month copies' views, the narrowed views, the
-    rollups' states and the counts that pick a sample are not reused for a second as in the app
-    (tests of their own check the reuse)."""
+    rollups' states, the counts that pick a sample and which tables have files are not reused
+    for a second as in the app (tests of their own check the reuse)."""
     monkeypatch.setattr(sample_months, "REUSE_S", 0.0)
     monkeypatch.setattr(day_views, "REUSE_S", 0.0)
     monkeypatch.setattr(rollup, "REUSE_S", 0.0)
     monkeypatch.setattr(base, "ROWS_REUSE_S", 0.0)
+    monkeypatch.setattr(views, "SHAPE_REUSE_S", 0.0)
 
 
 @pytest.fixture(scope="session")

@@ -93,3 +93,18 @@ def test_a_listing_from_before_a_compaction_is_made_again(
     rows = frame(lake, ROWS.format(table="jobs"), [JUNE_1, JUNE_3], within=Filters(JUNE_1, JUNE_3))
     assert rows.get_column("event_id").n_unique() == rows.height == JOBS + 30
     assert rows.filter(pl.col("date") == JUNE_1).height == (JOBS + 30) // 3
+
+
+def test_a_tables_first_files_count_once_its_shape_is_looked_at_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Which tables have files is reused for a second: a table's first files are read after it.
+    lake = write_events(tmp_path / "lake", [_job(0)])
+    count = "select count(*) from job_failures"
+    monkeypatch.setattr(views, "SHAPE_REUSE_S", 60.0)
+    assert frame(lake, count).item() == 0  # no file yet: the typed empty view
+    failed = _job(1) | {"event_type": "job.failed", "error_type": "oom", "error_message": "x"}
+    write_events(lake, [failed])
+    assert frame(lake, count).item() == 0  # a page's queries see one shape
+    monkeypatch.setattr(views, "SHAPE_REUSE_S", 0.0)
+    assert frame(lake, count).item() == 1
