@@ -13,6 +13,7 @@ swapped away) drops the narrowed views and runs again on the lake's own (`forget
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def narrow(
         reused = _listings.get(key, REUSE_S)
         # Defining the view opens one of its files: a listing reused from before a compaction
         # or retention fails there, and is made again once.
-        if (reused and _define(con, table, reused)) or _define(con, table, _listed(key)):
+        if (reused and define(con, table, reused)) or define(con, table, _listed(key)):
             narrowed.append(table)
         else:
             forget(con, lake, [table])
@@ -63,7 +64,7 @@ def _listed(key: tuple[Path, str, date, date]) -> str:
     return _listings.put(key, view_sql(*key), REUSE_S)
 
 
-def _define(con: duckdb.DuckDBPyConnection, table: str, sql: str) -> bool:
+def define(con: duckdb.DuckDBPyConnection, table: str, sql: str) -> bool:
     """Define `con`'s temporary view `table` as `sql`; False if a listed file went away."""
     try:
         con.execute(f"create or replace temp view {table} as {sql}")
@@ -84,7 +85,11 @@ def forget(con: duckdb.DuckDBPyConnection, lake: Path, tables: list[str]) -> Non
 def view_sql(lake: Path, table: str, start: date, end: date) -> str:
     """The rows of `table` from the files of the days `start` to `end`: the columns of the lake's
     view (`lake.views.view_sql`), typed alike when the range holds no file."""
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return days_sql(lake, table, [start + timedelta(days=i) for i in range((end - start).days + 1)])
+
+
+def days_sql(lake: Path, table: str, days: Sequence[date]) -> str:
+    """`view_sql` of the files of `days`, listed now."""
     files = [str(f) for day in days for f in data_files(partition_dir(lake, table, day))]
     columns = ", ".join(f'"{f.name}"' for f in TABLES[table].schema)
     if not files:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from lake import rollup
+from lake import day_views, rollup
 from lake.recent import Recent
 from lake.tables import TABLES
 
@@ -53,17 +53,33 @@ order by workflow_id, date, event_id
 COPY_ROW_GROUP = 8192
 
 
-def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> None:
+def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> list[str]:
     """Give `con` (a cursor of the lake's views) a temporary view over the month copies of each
     sample table `sql` names, copying the months that lack a current copy first where the lake
-    can be written. A table without any copy keeps the lake's view."""
+    can be written; the tables shadowed. A table without any copy keeps the lake's view."""
+    shadowed = []
     for table in sorted(set(_NAMED.findall(sql))):
         key = (lake, table)
-        view = _views.get(key, REUSE_S)
-        if view is None:
+        reused = _views.get(key, REUSE_S)
+        # Defining the view opens one of its files: day files listed before a compaction or a
+        # retention fail there, and are listed again once.
+        if reused is not None and (not reused or day_views.define(con, table, reused)):
+            view = reused
+        else:
             view = _views.put(key, _view(con, lake, table), REUSE_S)
+            if view and not day_views.define(con, table, view):
+                forget(con, lake, [table])
+                continue
         if view:
-            con.execute(f"create or replace temp view {table} as {view}")
+            shadowed.append(table)
+    return shadowed
+
+
+def forget(con: duckdb.DuckDBPyConnection, lake: Path, tables: list[str]) -> None:
+    """Drop `con`'s views of `tables` over the copies, and their SQL (a listed file went away)."""
+    for table in tables:
+        con.execute(f"drop view if exists temp.{table}")
+    _views.forget(lambda key: key[0] == lake and key[1] in tables)
 
 
 def _view(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> str:
@@ -75,16 +91,16 @@ def _view(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> str:
         stored = _copy(con, lake, table, found.stale) if rollup.writable(lake) else {}
         current |= stored
         uncopied += [d for b in found.stale if b.month not in stored for d in b.days]
-    return view_sql(table, current.values(), uncopied) if current else ""
+    return view_sql(lake, table, current.values(), uncopied) if current else ""
 
 
-def view_sql(table: str, files: Iterable[Path], days: Sequence[date]) -> str:
-    """The rows of `table`: those of the copies `files`, and of the lake's view on `days`."""
+def view_sql(lake: Path, table: str, files: Iterable[Path], days: Sequence[date]) -> str:
+    """The rows of `table`: those of the copies `files`, and of the day files of `days` (listed
+    now: the lake's view would list every day folder of the table, about 10 ms a year)."""
     paths = ", ".join(_literal(str(f)) for f in sorted(files))
     sql = f"select * from read_parquet([{paths}], union_by_name = true, hive_partitioning = false)"
     if days:
-        listed = ", ".join(f"date '{d.isoformat()}'" for d in sorted(days))
-        sql += f"\nunion all by name\nselect * from memory.main.{table} where date in ({listed})"
+        sql += f"\nunion all by name\n{day_views.days_sql(lake, table, sorted(days))}"
     return sql
 
 

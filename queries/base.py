@@ -151,16 +151,18 @@ def frame(
     column takes the type of `_POLARS_TYPES` (HUGEINT and DECIMAL sums as floats, UTC times).
     """
     with closing(views.cursor(lake)) as con:
-        sample_months.shadow(con, lake, sql)
+        shadowed = sample_months.shadow(con, lake, sql)
         for name, table in (tables or {}).items():
             con.register(name, table)
         narrowed = day_views.narrow(con, lake, sql, *_span(within))
         try:
             result = views.run(con, sql, params)
         except QueryError as e:
-            if not narrowed or not views.raced_file_swap(e):
+            if not (narrowed or shadowed) or not views.raced_file_swap(e):
                 raise
-            day_views.forget(con, lake, narrowed)  # a listed file went away: the lake's views
+            # A listed file went away (compaction, retention): again, on the lake's own views.
+            day_views.forget(con, lake, narrowed)
+            sample_months.forget(con, lake, shadowed)
             result = views.run(con, sql, params)
         try:
             schema = {name: _polars_type(str(t)) for name, t, *_ in result.description}
