@@ -215,16 +215,18 @@ SAMPLE_COVERAGE = 0.9
 
 
 def sample_source(
-    lake: Path, filters: Filters, table: str, rows: int | None = None
+    lake: Path, filters: Filters, table: str, rows: int | None = None, holds_enough: bool = False
 ) -> tuple[str, int]:
     """The table to read `table`'s rows from, and how many rows one row read stands for:
     (its sample, SAMPLE_RATE) when the rows of `table` within `filters` (`rows`, counted here
-    when not given) reach SAMPLE_FROM_ROWS and the sample covers the range, else (`table`, 1)."""
+    when not given) reach SAMPLE_FROM_ROWS, or the caller says the sample `holds_enough` (it
+    keeps no more rows per group than the sample holds of each: reading every row would add
+    nothing), and the sample covers the range; else (`table`, 1)."""
     sample = SAMPLES.get(table)
     if sample is None:
         return table, 1
     rows = _rows(lake, filters, table) if rows is None else rows
-    if rows < SAMPLE_FROM_ROWS:
+    if rows < SAMPLE_FROM_ROWS and not holds_enough:
         return table, 1
     if _rows(lake, filters, sample.name) * SAMPLE_RATE >= SAMPLE_COVERAGE * rows:
         return sample.name, SAMPLE_RATE
@@ -254,9 +256,11 @@ def day_source(lake: Path, filters: Filters, table: str) -> tuple[str, int]:
     return sample_source(lake, Filters(start=filters.start, end=filters.end), table)
 
 
-def job_source(lake: Path, filters: Filters, jobs: int | None = None) -> tuple[str, int]:
+def job_source(
+    lake: Path, filters: Filters, jobs: int | None = None, holds_enough: bool = False
+) -> tuple[str, int]:
     """`sample_source` of the completed jobs: `jobs` is how many are within `filters`."""
-    return sample_source(lake, filters, "jobs", jobs)
+    return sample_source(lake, filters, "jobs", jobs, holds_enough)
 
 
 #: A group's percentiles come from the sample only where it holds this many of the group's

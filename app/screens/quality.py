@@ -7,6 +7,8 @@ A page script: it lays out `queries.timeseries` and `queries.correlations` resul
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 import streamlit as st
 
@@ -75,7 +77,8 @@ def _quality_trends(filters: Filters, grain: str) -> None:
 
 def _correlations(filters: Filters, workflow: str) -> None:
     st.markdown("**Correlation of each numeric parameter with each score**")
-    found = cached.result(correlations.correlations, filters)
+    # This workflow's alone: a busy one reads the job sample, and the others are not computed.
+    found = cached.result(correlations.correlations, replace(filters, workflows=(workflow,)))
     rows = found.filter(pl.col("workflow_id") == workflow)
     if rows.is_empty():
         st.info(

@@ -108,7 +108,7 @@ def quality_page(q: Query, lake: Path, f: Any) -> None:
     q(timeseries.metric_series, lake, f, "avg_time_per_frame_ms", "day")
     q(timeseries.quality_trends, lake, f, "day")
     workflow = _busiest(q(workflows.workflow_jobs, lake, f))[0]
-    found = q(correlations.correlations, lake, f)
+    found = q(correlations.correlations, lake, replace(f, workflows=(workflow,)))  # its own
     rows = found.filter(pl.col("workflow_id") == workflow)
     if not rows.is_empty():
         strongest = rows.row(0, named=True)

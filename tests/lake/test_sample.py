@@ -174,6 +174,23 @@ def test_correlations_and_scatter_over_the_sample(lake: Path, monkeypatch) -> No
     )
 
 
+def test_correlations_read_the_sample_where_it_holds_max_jobs_of_every_workflow(
+    lake: Path, monkeypatch
+) -> None:
+    # 480 jobs of wf-a, far below SAMPLE_FROM_ROWS. With MAX_JOBS 31 a workflow keeps more than
+    # the 480 / 16 = 30 its sample holds: every job is read. With MAX_JOBS 30 the sample holds
+    # as many as are kept, and is read.
+    monkeypatch.setattr(correlations, "MAX_JOBS", JOBS // sample.SAMPLE_RATE + 1)
+    assert correlations.jobs_source(lake, Filters())[1:] == ("jobs", 1)
+    monkeypatch.setattr(correlations, "MAX_JOBS", JOBS // sample.SAMPLE_RATE)
+    found = correlations.correlations(lake, Filters())
+    assert set(found.get_column("n")) <= set(range(1, len(SAMPLED) + 1))
+    assert correlations.jobs_source(lake, Filters())[1:] == ("jobs_sample", sample.SAMPLE_RATE)
+    # The scatter of the workflow reads the same jobs.
+    points = correlations.scatter(lake, Filters(), "wf-a", "steps", "lip_sync")
+    assert set(points.get_column("job_id")) <= {f"job-{int(i[3:])}" for i in SAMPLED}
+
+
 def test_compare_draws_very_big_groups_from_the_sample(lake, tmp_path, monkeypatch) -> None:
     # Groups of 160 (06-01) and 320 jobs: with MAX_JOBS 10, both hold 16 x 10 or more.
     monkeypatch.setattr(compare, "MAX_JOBS", 10)
