@@ -209,7 +209,7 @@ where {where}
 LEVEL_CELLS = f"""
 with counted as (
     select date, workflow_id, name, value, count(*) as jobs,
-        count(*) over (partition by date, workflow_id, name) > {LEVELS_PER_DAY} as many
+        count(value) over (partition by date, workflow_id, name) > {LEVELS_PER_DAY} as many
     from ({{rows}})
     where {{days}}
     group by date, workflow_id, name, value

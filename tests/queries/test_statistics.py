@@ -272,6 +272,52 @@ def test_correlations_by_hand() -> None:
     assert set(found) == {(0, 0), (1, 0), (0, 1), (1, 1)}
 
 
+def _per_stratum_bootstrap(
+    values: np.ndarray, strata: np.ndarray, mix: np.ndarray, statistic, resamples: int
+) -> float:
+    """The standard deviation of `statistic(drawn present values per stratum)` over resamples
+    that draw each stratum's jobs (nulls too) within it: the reference the estimates follow."""
+    rng = np.random.default_rng(5)
+    replicates = []
+    for _ in range(resamples):
+        drawn = []
+        for s in range(len(mix)):
+            rows = rng.choice(np.flatnonzero(strata == s), (strata == s).sum())
+            drawn.append(values[rows][~np.isnan(values[rows])])
+        replicates.append(statistic(drawn))
+    return float(np.std(replicates, ddof=1))
+
+
+def test_nulls_in_one_stratum_do_not_inflate_the_standard_errors() -> None:
+    # Three kinds of work around 10, 20 and 40, half of the third's values null: each kind's
+    # mean varies within it, not with how many of its values a resample draws.
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.normal(m, 1.0, 200) for m in (10, 20, 40)])
+    values[400 + rng.choice(200, 100, replace=False)] = math.nan
+    strata = np.repeat([0, 1, 2], 200)
+    mix = np.array([[0.3], [0.3], [0.4]])
+    mean, p95 = st.stratified_estimates(values.reshape(-1, 1), strata, mix, _rng(), q=0.95)
+
+    def weighted_mean(drawn: list[np.ndarray]) -> float:
+        return float(sum(m * d.mean() for m, d in zip(mix[:, 0], drawn, strict=True)))
+
+    def weighted_p95(drawn: list[np.ndarray]) -> float:
+        flat = np.concatenate(drawn)
+        shares = zip(mix[:, 0], drawn, strict=True)
+        weights = np.concatenate([np.full(len(d), m / len(d)) for m, d in shares])
+        order = np.argsort(flat)
+        running = np.cumsum(weights[order])
+        return float(flat[order][np.searchsorted(running, 0.95 - 1e-9)])
+
+    assert mean.se == pytest.approx(
+        _per_stratum_bootstrap(values, strata, mix[:, 0], weighted_mean, 4000), rel=0.05
+    )
+    assert mean.se < 0.1  # about 0.05; deviating from the overall mean gave about 0.43
+    assert p95.se == pytest.approx(
+        _per_stratum_bootstrap(values, strata, mix[:, 0], weighted_p95, 2000), rel=0.25
+    )
+
+
 def test_block_correlations_equal_those_of_each_pair() -> None:
     # Columns present on different rows, ties, a constant column: each pair worked out alone.
     rng = np.random.default_rng(11)
