@@ -247,11 +247,17 @@ def _quantile_spread(
     share = np.where(present[order], mix[stratum], 0.0)
     members = np.zeros((len(order), size))
     members[np.arange(len(order)), stratum] = present[order]
+    # Without a null, every resample draws each stratum's size of present values: one weight.
+    fixed = share / (members.sum(axis=0)[stratum]) if present.all() else None
     replicates = []
     for counts in _counts(sample_strata, rng, resamples, rank):
-        drawn = counts @ members  # resamples x strata: present values drawn
-        per_value = np.divide(1.0, drawn, out=np.zeros_like(drawn), where=drawn > 0)[:, stratum]
-        replicates.append(_weighted_quantile(tail_values, counts * share * per_value, q))
+        if fixed is None:
+            drawn = counts @ members  # resamples x strata: present values drawn
+            per_drawn = np.divide(1.0, drawn, out=np.zeros_like(drawn), where=drawn > 0)
+            weight = share * per_drawn[:, stratum]
+        else:
+            weight = fixed
+        replicates.append(_weighted_quantile(tail_values, counts * weight, q))
     return float(_spread(np.concatenate(replicates)[:, None])[0]) * scale
 
 
