@@ -210,21 +210,19 @@ def _mean_spread(values: np.ndarray, strata: np.ndarray, weights: np.ndarray) ->
     within the stratum's n_s jobs (the nulls drawn too). Deviating from the overall mean instead
     would add each stratum's distance to it, times how much its count of present values varies
     between resamples: an error six times too large where one stratum's values are half null."""
-    size = int(strata.max()) + 1
-    jobs = np.bincount(strata, minlength=size).astype(np.float64)
+    # Per-stratum sums as products with the strata's indicator matrix: every column at once.
+    members = np.zeros((len(strata), int(strata.max()) + 1))
+    members[np.arange(len(strata)), strata] = 1.0
     filled = np.nan_to_num(values)
-    variance = np.zeros(values.shape[1])
-    for col in range(values.shape[1]):
-        w = weights[:, col]
-        weight = np.bincount(strata, weights=w, minlength=size)
-        total = np.bincount(strata, weights=w * filled[:, col], minlength=size)
-        stratum_mean = np.divide(total, weight, out=np.zeros(size), where=weight > 0)
-        a = np.where(w > 0, w * (filled[:, col] - stratum_mean[strata]), 0.0)
-        sums = np.bincount(strata, weights=a, minlength=size)
-        squares = np.bincount(strata, weights=a**2, minlength=size)
-        per_stratum = squares - np.divide(sums**2, jobs, out=np.zeros(size), where=jobs > 0)
-        variance[col] = max(float(per_stratum.sum()), 0.0)
-    return np.sqrt(variance)
+    weight = members.T @ weights
+    stratum_mean = np.divide(
+        members.T @ (weights * filled), weight, out=np.zeros_like(weight), where=weight > 0
+    )
+    a = np.where(weights > 0, weights * (filled - stratum_mean[strata]), 0.0)
+    jobs = members.sum(axis=0)[:, None]
+    sums, squares = members.T @ a, members.T @ (a * a)
+    per_stratum = squares - np.divide(sums**2, jobs, out=np.zeros_like(sums), where=jobs > 0)
+    return np.sqrt(np.maximum(per_stratum.sum(axis=0), 0.0))
 
 
 def _quantile_spread(
