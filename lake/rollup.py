@@ -53,10 +53,13 @@ _loaded: list = []
 
 @dataclass(frozen=True)
 class Rollup:
-    """A named rollup of the source tables `tables` (the tables its SQL reads)."""
+    """A named rollup of the source tables `tables` (the tables its SQL reads). `version` is
+    what computes its rows (the SQL, say): it is part of every month's signature, so a release
+    that changes it computes each month again instead of reading files made the old way."""
 
     name: str
     tables: tuple[str, ...]
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def _block(lake: str, rollup: Rollup, month: str, days: list[date]) -> Block:
         if found:
             parts.append(found)
             kept.append(day)
-    digest = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:24]
+    digest = hashlib.sha1("\n".join([rollup.version, *parts]).encode()).hexdigest()[:24]
     return Block(month, tuple(kept), digest)
 
 

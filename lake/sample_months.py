@@ -29,12 +29,6 @@ from lake.tables import TABLES
 
 log = logging.getLogger(__name__)
 
-#: Per sample table, the rollup its month copies are kept as.
-COPIES = {
-    t.name: rollup.Rollup(f"{t.name}_months", (t.name,)) for t in TABLES.values() if t.sample_of
-}
-#: A sample table named in a query's SQL as a word.
-_NAMED = re.compile(r"\b(" + "|".join(map(re.escape, COPIES)) + r")\b")
 
 #: Seconds a view's SQL is reused by the next queries (a page's) before the files are listed
 #: again (about 10 ms for a year): a new file counts within that, as the app's cache key does.
@@ -51,6 +45,14 @@ where list_contains(?::date[], date)
 order by workflow_id, date, event_id
 """
 COPY_ROW_GROUP = 8192
+#: Per sample table, the rollup its month copies are kept as.
+COPIES = {
+    t.name: rollup.Rollup(f"{t.name}_months", (t.name,), f"{COPY}{COPY_ROW_GROUP}")
+    for t in TABLES.values()
+    if t.sample_of
+}
+#: A sample table named in a query's SQL as a word.
+_NAMED = re.compile(r"\b(" + "|".join(map(re.escape, COPIES)) + r")\b")
 
 
 def shadow(con: duckdb.DuckDBPyConnection, lake: Path, sql: str) -> list[str]:

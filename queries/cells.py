@@ -64,7 +64,6 @@ def attempts(filters: Filters) -> tuple[str, list[Any]]:
     return ATTEMPTS.format(jobs=jobs, failures=failures), [*jobs_params, *failure_params]
 
 
-ROLLUP = rollup.Rollup("attempt_cells", ("jobs", "job_failures"))
 #: The cells' dimensions besides date and outcome: every filter but the workers applies to them.
 DIMENSIONS = ("workflow_id", "project_id", "scene_type", "resolution_tier")
 
@@ -141,6 +140,9 @@ def _attempt_cells_sql(attempts_sql: str, days: str) -> str:
     )
 
 
+ROLLUP = rollup.Rollup(
+    "attempt_cells", ("jobs", "job_failures"), _attempt_cells_sql(ATTEMPTS, "{days}")
+)
 ATTEMPT_CELLS = Kind(ROLLUP, DIMENSIONS, attempts, _attempt_cells_sql, "cached_cells")
 
 
@@ -153,7 +155,7 @@ def _table_kind(name: str, table: str, dimensions: tuple[str, ...], rows: str, c
         return rows.format(where=where), params
 
     return Kind(
-        rollup.Rollup(name, (table,)),
+        rollup.Rollup(name, (table,), cells.format(rows=rows, days="{days}")),
         dimensions,
         select,
         lambda sql, days: cells.format(rows=sql, days=days),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.lakes import write_events
 from tests.queries.conftest import FARM_EVENTS, _job
 
 ALL = Filters()
+TODAY = datetime.now(UTC).date()
 KEYS = ["date", *cells.DIMENSIONS, "completed"]
 
 
@@ -102,6 +104,21 @@ def test_a_current_state_is_reused_for_a_second_then_listed_again(
     assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 4  # a page's queries agree
     monkeypatch.setattr(rollup, "REUSE_S", 0.0)
     assert overview.overview_totals(farm_copy, ALL).item(0, "jobs") == 5
+
+
+def test_a_changed_computation_computes_each_month_again(farm_copy: Path) -> None:
+    # The same files, cells computed another way (a release changed the SQL): the month's file
+    # made the old way is not read, a new one is made beside it.
+    _cells(farm_copy, ALL)
+    [old] = _month_files(farm_copy)
+    version = cells.ROLLUP.version + " "
+    changed = replace(cells.ATTEMPT_CELLS, rollup=replace(cells.ROLLUP, version=version))
+    found = cells.cells(farm_copy, ALL, changed)
+    current = rollup.state(farm_copy, changed.rollup, None, None, TODAY).current
+    assert old not in current.values()
+    assert set(_month_files(farm_copy)) == {old, *current.values()}
+    _same(frame(farm_copy, f"select * from ({found.sql})", found.params, found.tables),
+          _raw_cells(farm_copy, ALL))  # fmt: skip
 
 
 def test_superseded_month_files_are_removed_after_their_grace(
