@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from lake.recent import Recent
 from queries import base
 from queries.base import (
     Filters,
@@ -173,13 +174,26 @@ MEASURED = """    select workflow_id, {metric} as x, 1 as rate
 MEASURED_SAMPLE = """    select workflow_id, {metric} as x, {rate} as rate
     from {source}
     where {where} and {metric} is not null and list_contains(?::varchar[], workflow_id)"""
-# Per workflow, the values of `metric` the sample holds.
+# Per workflow, the values of each histogram metric the sample holds (one scan for both: a page
+# draws the two histograms of the same range).
 SAMPLED_VALUES = """
-select workflow_id, count({metric}) as n
+select workflow_id, {counts}
 from {source}
 where {where}
 group by workflow_id
 """
+_held: Recent[tuple[Path, Filters, str], pl.DataFrame] = Recent()
+
+
+def _sampled_values(lake: Path, filters: Filters, source: str) -> pl.DataFrame:
+    """SAMPLED_VALUES of `source` within `filters`, kept for a second (`base.ROWS_REUSE_S`)."""
+    key = (lake, filters, source)
+    if (held := _held.get(key, base.ROWS_REUSE_S)) is not None:
+        return held
+    counts = ", ".join(f'count({column("jobs", m)}) as "{m}"' for m in HISTOGRAM_METRICS)
+    where, params = filters.where(source)
+    sql = SAMPLED_VALUES.format(counts=counts, source=source, where=where)
+    return _held.put(key, frame(lake, sql, params, within=filters), base.ROWS_REUSE_S)
 
 
 def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.DataFrame:
@@ -204,9 +218,8 @@ def histogram(lake: Path, filters: Filters, metric: str, bins: int = 30) -> pl.D
     parts, measured_params = [MEASURED.format(metric=value, where=where, others="")], list(params)
     if rate > 1:
         source_where, source_params = filters.where(source)
-        sql = SAMPLED_VALUES.format(metric=value, source=source, where=source_where)
-        held = frame(lake, sql, source_params, within=filters)
-        big = held.filter(pl.col("n") >= base.MIN_GROUP_SAMPLE).get_column("workflow_id").to_list()
+        held = _sampled_values(lake, filters, source)
+        big = held.filter(pl.col(metric) >= base.MIN_GROUP_SAMPLE)["workflow_id"].to_list()
         # The jobs are read for the other workflows only when there may be any: with a list of
         # workflows (the page's shown ones) that the sample holds enough of, not at all.
         others = not filters.workflows or not set(filters.workflows) <= set(big)

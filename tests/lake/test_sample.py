@@ -191,6 +191,24 @@ def test_correlations_read_the_sample_where_it_holds_max_jobs_of_every_workflow(
     assert set(points.get_column("job_id")) <= {f"job-{int(i[3:])}" for i in SAMPLED}
 
 
+def test_the_two_histograms_of_a_range_count_the_sample_once(lake: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
+    monkeypatch.setattr(base, "ROWS_REUSE_S", 60.0)
+    read: list[str] = []
+    real_frame = workflows.frame
+
+    def frame_spy(lake_: Path, sql: str, params: Any = (), **kwargs: Any) -> pl.DataFrame:
+        read.append(sql)
+        return real_frame(lake_, sql, params, **kwargs)
+
+    monkeypatch.setattr(workflows, "frame", frame_spy)
+    spread = workflows.histogram(lake, Filters(), "time_per_frame_ms", bins=4)
+    likeness = workflows.histogram(lake, Filters(), "likeness", bins=4)
+    assert sum(sql.lstrip().startswith("select workflow_id, count(") for sql in read) == 1
+    assert set(spread.get_column("sample_rate")) == set(likeness.get_column("sample_rate")) == {16}
+
+
 def test_compare_draws_very_big_groups_from_the_sample(lake, tmp_path, monkeypatch) -> None:
     # Groups of 160 (06-01) and 320 jobs: with MAX_JOBS 10, both hold 16 x 10 or more.
     monkeypatch.setattr(compare, "MAX_JOBS", 10)
