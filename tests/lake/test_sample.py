@@ -191,18 +191,24 @@ def test_correlations_read_the_sample_where_it_holds_max_jobs_of_every_workflow(
     assert set(points.get_column("job_id")) <= {f"job-{int(i[3:])}" for i in SAMPLED}
 
 
-def test_the_two_histograms_of_a_range_count_the_sample_once(lake: Path, monkeypatch) -> None:
-    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
-    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
-    monkeypatch.setattr(base, "ROWS_REUSE_S", 60.0)
+def _sql_read_by(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every `frame` call `module` makes from now on, in order."""
     read: list[str] = []
-    real_frame = workflows.frame
+    real_frame = module.frame
 
     def frame_spy(lake_: Path, sql: str, params: Any = (), **kwargs: Any) -> pl.DataFrame:
         read.append(sql)
         return real_frame(lake_, sql, params, **kwargs)
 
-    monkeypatch.setattr(workflows, "frame", frame_spy)
+    monkeypatch.setattr(module, "frame", frame_spy)
+    return read
+
+
+def test_the_two_histograms_of_a_range_count_the_sample_once(lake: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
+    monkeypatch.setattr(base, "MIN_GROUP_SAMPLE", 1)
+    monkeypatch.setattr(base, "ROWS_REUSE_S", 60.0)
+    read = _sql_read_by(workflows, monkeypatch)
     spread = workflows.histogram(lake, Filters(), "time_per_frame_ms", bins=4)
     likeness = workflows.histogram(lake, Filters(), "likeness", bins=4)
     assert sum(sql.lstrip().startswith("select workflow_id, count(") for sql in read) == 1
@@ -213,14 +219,7 @@ def test_compare_draws_very_big_groups_from_the_sample(lake, tmp_path, monkeypat
     # Groups of 160 (06-01) and 320 jobs: with MAX_JOBS 10, both hold 16 x 10 or more.
     monkeypatch.setattr(compare, "MAX_JOBS", 10)
     monkeypatch.setattr(base, "SAMPLE_FROM_ROWS", 1)
-    read: list[str] = []
-    real_frame = compare.frame
-
-    def frame_spy(lake_: Path, sql: str, params: Any = (), **kwargs: Any) -> pl.DataFrame:
-        read.append(sql)
-        return real_frame(lake_, sql, params, **kwargs)
-
-    monkeypatch.setattr(compare, "frame", frame_spy)
+    read = _sql_read_by(compare, monkeypatch)
     split = date(2025, 6, 2)
     got = compare.compare_periods(lake, Filters(), "wf-a", split, match_on=())
     assert any("from jobs_sample" in sql and "hash(event_id) %" in sql for sql in read)

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from lake.layout import ensure_lake
+from queries import cells
+from queries.base import Filters, frame
 from tests.lakes import write_events
 
 
@@ -41,6 +44,21 @@ def _job(event_id: str, occurred_at: str, workflow: str, worker: str, **fields: 
         "workflow_id": workflow,
         "worker_id": worker,
     } | fields
+
+
+def kind_cells(
+    lake: Path, filters: Filters, kind: cells.Kind, keys: list[str], cached: bool
+) -> pl.DataFrame:
+    """The cells of `kind` within `filters`: through the rollup (`cached`), or from the rows
+    themselves, with no rollup involved; sorted by `keys`, columns by name."""
+    if cached:
+        found = cells.cells(lake, filters, kind)
+        sql, params, tables = found.sql, found.params, found.tables
+    else:
+        rows, params = kind.rows(filters)
+        sql, tables = kind.cells(rows, "true"), {}
+    got = frame(lake, f"select * from ({sql})", params, tables)
+    return got.sort(keys, nulls_last=True).select(sorted(got.columns))
 
 
 def _stages(**durations: int) -> list[dict]:

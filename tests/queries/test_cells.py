@@ -18,7 +18,7 @@ from lake.tables import STANDARD_SCORES
 from queries import cells, overview, timeseries, workflows
 from queries.base import Filters, frame
 from tests.lakes import write_events
-from tests.queries.conftest import FARM_EVENTS, _job
+from tests.queries.conftest import FARM_EVENTS, _job, kind_cells
 
 ALL = Filters()
 TODAY = datetime.now(UTC).date()
@@ -199,23 +199,8 @@ def test_threads_building_the_same_month_at_once_agree(farm_copy: Path) -> None:
 STAGE_KEYS = ["date", *cells.STAGE_DIMENSIONS]
 
 
-def _kind_cells(
-    lake: Path, filters: Filters, kind: cells.Kind, keys: list[str], cached: bool
-) -> pl.DataFrame:
-    """The cells of `kind`: through the rollup (`cached`), or from the rows themselves, with no
-    rollup involved; sorted by `keys`, columns by name."""
-    if cached:
-        found = cells.cells(lake, filters, kind)
-        sql, params, tables = found.sql, found.params, found.tables
-    else:
-        rows, params = kind.rows(filters)
-        sql, tables = kind.cells(rows, "true"), {}
-    got = frame(lake, f"select * from ({sql})", params, tables)
-    return got.sort(keys, nulls_last=True).select(sorted(got.columns))
-
-
 def _stage_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
-    return _kind_cells(lake, filters, cells.STAGE_CELL_KIND, STAGE_KEYS, cached)
+    return kind_cells(lake, filters, cells.STAGE_CELL_KIND, STAGE_KEYS, cached)
 
 
 def _stage_files(lake: Path) -> list[Path]:
@@ -269,14 +254,14 @@ SCORE_KEYS = ["date", *cells.DIMENSIONS, "score"]
 
 
 def _score_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
-    return _kind_cells(lake, filters, cells.SCORE_CELL_KIND, SCORE_KEYS, cached)
+    return kind_cells(lake, filters, cells.SCORE_CELL_KIND, SCORE_KEYS, cached)
 
 
 LEVEL_KEYS = ["date", "workflow_id", "name", "value"]
 
 
 def _level_cells(lake: Path, filters: Filters, cached: bool) -> pl.DataFrame:
-    return _kind_cells(lake, filters, cells.LEVEL_CELL_KIND, LEVEL_KEYS, cached)
+    return kind_cells(lake, filters, cells.LEVEL_CELL_KIND, LEVEL_KEYS, cached)
 
 
 @pytest.mark.parametrize("kind", ["score", "level"])

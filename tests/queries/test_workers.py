@@ -14,8 +14,9 @@ from polars.testing import assert_frame_equal
 from lake.layout import ensure_lake
 from lake.sample import SAMPLE_RATE
 from queries import base, cells, workers
-from queries.base import Filters, frame
+from queries.base import Filters
 from tests.lakes import write_events
+from tests.queries.conftest import kind_cells
 
 L40S, H100, RTX = "NVIDIA L40S", "NVIDIA H100 80GB HBM3", "NVIDIA RTX 4090"
 DAY = "2025-06-01"
@@ -313,14 +314,7 @@ def test_cached_worker_cells_equal_the_cells_of_their_rows(
     keys = ["date", "worker_id", *(["gpu_model"] if kind is cells.WORKER_CELL_KIND else [])]
 
     def read(cached: bool) -> pl.DataFrame:
-        if cached:
-            found = cells.cells(lake, filters, kind)
-            sql, params, tables = found.sql, found.params, found.tables
-        else:
-            rows, params = kind.rows(filters)
-            sql, tables = kind.cells(rows, "true"), {}
-        got = frame(lake, f"select * from ({sql})", params, tables)
-        return got.sort(keys).select(sorted(got.columns))
+        return kind_cells(lake, filters, kind, keys, cached)
 
     cells.cells(lake, Filters(), kind)  # caches the month (June 2025, long settled)
     assert list((lake / "_meta" / "rollups" / kind.rollup.name).rglob("*.parquet"))
