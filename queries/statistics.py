@@ -370,11 +370,6 @@ def _verdict(shift: float, p: float, alpha: float) -> str:
     return HIGHER if shift > 0 else LOWER
 
 
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of `values`, ties sharing the average of the ranks they span (1, 2.5, 2.5, 4)."""
-    return _average_ranks_columns(np.asarray(values, dtype=np.float64)[:, None])[:, 0]
-
-
 def correlations(
     x: np.ndarray, y: np.ndarray, min_pairs: int
 ) -> Iterator[tuple[int, int, float, float, int]]:
@@ -394,7 +389,7 @@ def correlations(
                 continue
             a, b = x[both][:, cols_x], y[both][:, cols_y]
             r = _pearson_matrix(a, b)
-            rho = _pearson_matrix(_average_ranks_columns(a), _average_ranks_columns(b))
+            rho = _pearson_matrix(average_ranks(a), average_ranks(b))
             for (k, i), (m, j) in itertools.product(enumerate(cols_x), enumerate(cols_y)):
                 if np.isfinite(r[k, m]):
                     found.append((i, j, float(r[k, m]), float(rho[k, m]), n))
@@ -419,8 +414,9 @@ def _pearson_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
 
 
-def _average_ranks_columns(values: np.ndarray) -> np.ndarray:
-    """`average_ranks` of each column of `values` (rows x columns), all at once."""
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n within each column of `values` (rows x columns), ties sharing the average of
+    the ranks they span (1, 2.5, 2.5, 4); every column at once."""
     n = len(values)
     order = np.argsort(values, axis=0)  # ties share their average rank: any order of them
     ordered = np.take_along_axis(values, order, axis=0)
