@@ -170,11 +170,11 @@ def attempt_cells(lake: Path, filters: Filters) -> Cells:
     return cells(lake, filters, ATTEMPT_CELLS)
 
 
-SCORE_ROWS = """
-select date, workflow_id, project_id, scene_type, resolution_tier,
+SCORE_ROWS = f"""
+select date, {", ".join(DIMENSIONS)},
     unnest(map_keys(quality_scores)) as score, unnest(map_values(quality_scores)) as value
 from jobs
-where {where}
+where {{where}}
 """
 # One row per day, attempt dimensions and custom score (the standard scores have columns of
 # their own, summed in the attempt cells): the sum and count of its values.
