@@ -18,6 +18,7 @@ import orjson
 
 from ingest import IngestError, SettingsError
 from ingest.broker import BrokerError, EmbeddedBroker, create_topic
+from ingest.columnar import prepare_process
 from ingest.consumer import Ingest, stop_on_signals
 from ingest.pipeline import FlushPolicy
 from ingest.settings import KAFKA_PASSTHROUGH, IngestSettings
@@ -85,6 +86,7 @@ def _int_option(key: str, value: Any) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     settings = ingest_settings(args)
+    prepare_process()  # this process is ingest's alone
     stop = threading.Event()
     with stop_on_signals(stop):
         try:

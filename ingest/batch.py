@@ -275,11 +275,14 @@ def _staged(table: Table, part: pa.Table) -> pa.Table:
 def _with_kafka(data: pa.Table, chunks: list[Chunk]) -> pa.Table:
     """Swap `_pos` (a row's place in the chunks, one after the other) for its Kafka partition
     and offset."""
-    pos = data.column(columnar.POS)
-    partitions = pa.array([c.partition for c in chunks for _ in c.offsets], pa.int32()).take(pos)
-    offsets = pa.array([o for c in chunks for o in c.offsets], pa.int64()).take(pos)
+    pos = np.asarray(data.column(columnar.POS))
+    sizes = [len(c.offsets) for c in chunks]
+    partitions = np.repeat(np.array([c.partition for c in chunks], np.int32), sizes)[pos]
+    offsets = np.concatenate([np.asarray(c.offsets, np.int64) for c in chunks])[pos]
     data = data.drop_columns([columnar.POS])
-    return data.append_column("kafka_partition", partitions).append_column("kafka_offset", offsets)
+    return data.append_column("kafka_partition", pa.array(partitions)).append_column(
+        "kafka_offset", pa.array(offsets)
+    )
 
 
 def _by_day(table: Table, data: pa.Table, now: datetime) -> list[tuple[Table, date, pa.Table]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ingest import IngestError
 from ingest.batch import Chunk
-from ingest.columnar import parse_batch, warm_up
+from ingest.columnar import parse_batch, prepare_process, warm_up
 from ingest.pipeline import FlushPolicy, Pipeline, Stats
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
+        prepare_process()
         pipeline = Pipeline(lake, topic, keep_days, policy)
         conn.send(("ready", {}, pipeline.stats))
         # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s), and

@@ -32,9 +32,13 @@ SAMPLES: dict[str, Table] = {t.sample_of: t for t in TABLES.values() if t.sample
 def in_sample(event_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Per event id, whether its attempt is in the sample: crc32 of its UTF-8 bytes %
     SAMPLE_RATE is 0 (stable across processes and versions, unlike Python's hash)."""
-    ids = event_ids.to_pylist()
-    kept = (zlib.crc32(i.encode()) % SAMPLE_RATE == 0 for i in ids)
-    return pa.array(np.fromiter(kept, bool, len(ids)))
+    if isinstance(event_ids, pa.ChunkedArray):
+        event_ids = event_ids.combine_chunks()
+    # Each distinct id once: a job's stages repeat its event id.
+    encoded = pc.dictionary_encode(event_ids)
+    ids = encoded.dictionary.to_pylist()
+    kept = np.fromiter((zlib.crc32(i.encode()) % SAMPLE_RATE == 0 for i in ids), bool, len(ids))
+    return pa.array(np.append(kept, False)[np.asarray(pc.fill_null(encoded.indices, len(ids)))])
 
 
 def sampled(rows: pa.Table) -> pa.Table:

@@ -7,7 +7,9 @@ incoming rows it already holds, and publishes the rest by write-to-temp, fsync, 
 A partition's known keys are kept as sorted 64-bit hashes (8 bytes a key, against about 100 as
 Python strings), so thousands of partitions stay cached within a small memory budget. A hash says
 for sure that a key is new; a key whose hash is known (a replay, or once in billions a collision)
-is checked against the partition's actual keys, read from its files.
+is checked against the partition's actual keys, read from its files. The hashes are computed on
+the key columns (`key_hashes`), and only the rows whose hash is known or repeats within the rows
+being published are compared as Python values: a flush's rows cost no Python object each.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import LakeError
@@ -85,9 +88,32 @@ class _KnownKeys:
         return hit
 
 
-def _hashes(keys: list[Hashable]) -> np.ndarray:
-    """64-bit hashes of keys (Python's own: stable within the process, which is all they need)."""
-    return np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
+#: Multiplier of the hash mix (the 64-bit golden ratio, odd).
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def key_hashes(table: Table, data: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row's key, column by column (stable within the process, which is
+    all the cache needs; equal keys always hash alike, unequal ones rarely)."""
+    h = np.zeros(data.num_rows, dtype=np.uint64)
+    for name in table.key:
+        h = (h ^ _column_hashes(data.column(name))) * _MIX
+        h ^= h >> np.uint64(31)
+    return h.view(np.int64)
+
+
+def _column_hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Integers as themselves; any other value by Python's hash of its distinct values (a
+    stage's event id repeats per stage: each is hashed once). Null hashes as 0."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_integer(column.type):
+        return np.asarray(pc.fill_null(column, 0).cast(pa.int64())).view(np.uint64)
+    encoded = pc.dictionary_encode(column)
+    values = encoded.dictionary.to_pylist()
+    distinct = np.fromiter(map(hash, values), dtype=np.int64, count=len(values)).view(np.uint64)
+    distinct = np.append(distinct, np.uint64(0))  # the null's place, last
+    return distinct[np.asarray(pc.fill_null(encoded.indices, len(values)))]
 
 
 def row_keys(table: Table, data: pa.Table) -> list[Hashable]:
@@ -137,25 +163,37 @@ class LakeWriter:
         folder = partition_dir(self.lake, table.name, day)
         with partition_lock(self.lake, table.name, day):
             known = self._refresh(table, day, folder)
-            keys = row_keys(table, data)
-            hashes = _hashes(keys)
-            maybe = known.maybe_known(hashes)
-            held = self._keys_on_disk(table, folder) if maybe.any() else set()
-            fresh: set[Hashable] = set()
-            mask = np.zeros(len(keys), dtype=bool)
-            for i, k in enumerate(keys):
-                if not (maybe[i] and k in held) and k not in fresh:
-                    fresh.add(k)
-                    mask[i] = True
-            if not fresh:
+            hashes = key_hashes(table, data)
+            mask = self._fresh(table, folder, data, hashes, known.maybe_known(hashes))
+            if not mask.any():
                 return 0
-            rows = data if len(fresh) == data.num_rows else data.filter(pa.array(mask))
+            rows = data if mask.all() else data.filter(pa.array(mask))
             folder.mkdir(parents=True, exist_ok=True)
             path = self._free_path(folder, name)
             write_parquet(rows.cast(table.schema), path)
             known.files.add(path.name)
             known.hashes.append(np.sort(hashes[mask]))
             return rows.num_rows
+
+    def _fresh(
+        self, table: Table, folder: Path, data: pa.Table, hashes: np.ndarray, maybe: np.ndarray
+    ) -> np.ndarray:
+        """Per row, whether to write it: the first row of its key, a key not in the partition.
+
+        A row whose hash is unknown and alone in `data` is surely fresh. The others (a known
+        hash, or one that repeats here: a redelivery, or a collision) are compared as keys.
+        """
+        distinct, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+        keep = np.zeros(len(hashes), dtype=bool)
+        keep[first] = True
+        exact = np.flatnonzero(maybe | np.isin(hashes, distinct[counts > 1]))
+        if len(exact):
+            held = self._keys_on_disk(table, folder) if maybe.any() else set()
+            seen: set[Hashable] = set()
+            for i, k in zip(exact.tolist(), row_keys(table, data.take(exact)), strict=True):
+                keep[i] = not (maybe[i] and k in held) and k not in seen
+                seen.add(k)
+        return keep
 
     def forget(self, table: Table, day: date) -> None:
         """Drop the cached keys of a partition (after it was rewritten or deleted)."""
@@ -176,7 +214,7 @@ class LakeWriter:
             known.files, known.hashes = set(), []
         for path in on_disk:
             if path.name not in known.files:
-                known.hashes.append(np.sort(_hashes(_file_keys(table, path))))
+                known.hashes.append(np.sort(key_hashes(table, _file_key_columns(table, path))))
                 known.files.add(path.name)
         return known
 
@@ -200,8 +238,11 @@ class LakeWriter:
 
 
 def _file_keys(table: Table, path: Path) -> list[Hashable]:
+    return row_keys(table, _file_key_columns(table, path))
+
+
+def _file_key_columns(table: Table, path: Path) -> pa.Table:
     try:
-        data = pq.read_table(path, columns=list(table.key))
+        return pq.read_table(path, columns=list(table.key))
     except (OSError, pa.ArrowException) as e:
         raise WriteError(f"cannot read keys of {path}: {e}") from e
-    return row_keys(table, data)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -211,3 +214,23 @@ def test_chunks_without_values_decode_from_the_parsed_buffer() -> None:
     assert a.quarantined == b.quarantined > 0
     assert whole.bytes == light.bytes == sum(len(v) for v in values if v)
     assert [parsed.value(i) for i in range(len(values))] == values
+
+
+def test_an_ingest_process_decodes_on_the_system_allocator_without_pandas() -> None:
+    # pyarrow imports pandas on its first array unless told there is none (about 32 MB a
+    # process); a later conversion to pandas still works.
+    code = """
+import sys
+from datetime import UTC, datetime
+from ingest.columnar import decode_batch, prepare_process
+from tests.events import example
+prepare_process()
+import orjson
+decoded = decode_batch([orjson.dumps(example("job.completed"))], datetime.now(UTC), None)
+assert decoded.tables["jobs"][0].num_rows == 1 and not decoded.slow, decoded
+assert "pandas" not in sys.modules
+import pyarrow as pa
+assert pa.default_memory_pool().backend_name == "system"
+assert pa.table({"a": [1]}).to_pandas().shape == (1, 1)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

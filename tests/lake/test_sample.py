@@ -67,6 +67,8 @@ def test_in_sample_is_crc32_of_the_event_id_modulo_16() -> None:
     assert 800 < sum(got) < 1200  # about 1 in 16
     chunked = pa.chunked_array([ids[:10], ids[10:20]])
     assert sample.in_sample(chunked).to_pylist() == got[:20]
+    # A job's stages repeat its event id: each row gets its id's answer.
+    assert sample.in_sample(pa.array(ids[:50] * 3)).to_pylist() == got[:50] * 3
 
 
 def test_ingest_writes_the_sampled_jobs_whole(lake: Path) -> None:

@@ -16,7 +16,7 @@ from ingest.batch import to_arrow
 from lake import views, writer
 from lake.layout import data_files, partition_dir, retention_floor
 from lake.maintenance import compact, expire, retention_cutoff
-from lake.tables import WORKER_SAMPLES
+from lake.tables import JOB_STAGES, WORKER_SAMPLES
 from lake.writer import LakeWriter
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -70,12 +70,28 @@ def test_publish_drops_keys_already_in_the_partition_and_within_the_batch(tmp_pa
 
 def test_a_hash_collision_never_drops_a_new_key(tmp_path, monkeypatch):
     # Every key hashes alike: each hash "is known", so every key is checked against the files.
-    monkeypatch.setattr(writer, "_hashes", lambda keys: np.zeros(len(keys), dtype=np.int64))
+    monkeypatch.setattr(
+        writer, "key_hashes", lambda table, data: np.zeros(data.num_rows, dtype=np.int64)
+    )
     day = date(2026, 11, 20)
     w = LakeWriter(tmp_path)
     assert w.publish(WORKER_SAMPLES, day, samples(["a", "b"], day), "part-1.parquet") == 2
     assert w.publish(WORKER_SAMPLES, day, samples(["b", "c", "c"], day), "part-2.parquet") == 1
     assert count(tmp_path) == (3, 3)
+
+
+def test_a_key_hashes_alike_however_its_rows_come():
+    # The hashes of keys read back from a file must equal those of the same keys published.
+    ids = [f"e-{n % 10}" for n in range(50)]
+    data = pa.table({"event_id": ids, "stage_index": pa.array(range(50), pa.int32())})
+    whole = writer.key_hashes(JOB_STAGES, data)
+    chunked = pa.concat_tables([data.slice(0, 20), data.slice(20)])
+    assert writer.key_hashes(JOB_STAGES, chunked).tolist() == whole.tolist()
+    backwards = data.take(pa.array(range(49, -1, -1)))
+    assert writer.key_hashes(JOB_STAGES, backwards).tolist() == whole[::-1].tolist()
+    assert len(set(whole.tolist())) == 50  # one event id, another stage: another key
+    one = writer.key_hashes(WORKER_SAMPLES, pa.table({"event_id": ["e-3", "e-4", "e-3"]}))
+    assert one[0] == one[2] != one[1]
 
 
 def test_a_replay_under_the_same_name_rewrites_nothing(tmp_path):
