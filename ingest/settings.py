@@ -47,7 +47,8 @@ class IngestSettings:
     #: 1 decodes and writes in a worker process (a core of its own); 0 in the consumer's process.
     workers: int = 1
     progress_every_s: float = 5.0
-    max_poll_records: int = 5_000
+    #: Records a poll returns at most: the unit the parse and the writer's rules work in.
+    max_poll_records: int = 10_000
     kafka: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
