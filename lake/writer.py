@@ -35,6 +35,13 @@ from lake.tables import Table
 ROW_GROUP_SIZE = 122_880
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
+#: Files of fewer rows are written with snappy, and with statistics on their timestamps only.
+#: A small file costs per column chunk, not per byte: zstd sets up a context for each one
+#: (about 10 us against 1 us), and string statistics compare every value. Ingest writes mostly
+#: small files when it replays a backlog (a flush's share of each day of each table: 2,088
+#: files for 1M demo events): about 20% less CPU to write them, for about 5% more bytes, and
+#: `perflake compact` rewrites a past day's small files into one.
+SMALL_FILE_ROWS = 2048
 
 
 def _encodings(schema: pa.Schema) -> dict[str, object]:
@@ -52,6 +59,18 @@ def _encodings(schema: pa.Schema) -> dict[str, object]:
         "use_dictionary": [leaf for f in schema if f.name not in deltas for leaf in _leaves(f)],
         "column_encoding": dict.fromkeys(deltas, "DELTA_BINARY_PACKED"),
     }
+
+
+def _options(data: pa.Table) -> dict[str, object]:
+    """Compression, statistics and encodings of a file of `data` (see `SMALL_FILE_ROWS`)."""
+    if data.num_rows >= SMALL_FILE_ROWS:
+        return {
+            "compression": COMPRESSION,
+            "compression_level": COMPRESSION_LEVEL,
+            **_encodings(data.schema),
+        }
+    times = [f.name for f in data.schema if pa.types.is_timestamp(f.type)]
+    return {"compression": "snappy", "write_statistics": times, **_encodings(data.schema)}
 
 
 def _leaves(field: pa.Field, prefix: str = "") -> list[str]:
@@ -127,14 +146,7 @@ def write_parquet(data: pa.Table, path: Path, row_group_size: int = ROW_GROUP_SI
     # Process and thread in the name: two app threads may cache the same rollup at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        pq.write_table(
-            data,
-            tmp,
-            compression=COMPRESSION,
-            compression_level=COMPRESSION_LEVEL,
-            row_group_size=row_group_size,
-            **_encodings(data.schema),
-        )
+        pq.write_table(data, tmp, row_group_size=row_group_size, **_options(data))
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -170,7 +182,7 @@ class LakeWriter:
             rows = data if mask.all() else data.filter(pa.array(mask))
             folder.mkdir(parents=True, exist_ok=True)
             path = self._free_path(folder, name)
-            write_parquet(rows.cast(table.schema), path)
+            write_parquet(rows if rows.schema == table.schema else rows.cast(table.schema), path)
             known.files.add(path.name)
             known.hashes.append(np.sort(hashes[mask]))
             return rows.num_rows

@@ -200,3 +200,27 @@ def test_map_keys_and_values_are_dictionary_encoded(tmp_path):
     for leaf in ("event_id", "params.key_value.key", "params.key_value.value", "tags.list.element"):
         assert "RLE_DICTIONARY" in encodings[leaf], leaf
     assert "DELTA_BINARY_PACKED" in encodings["at"]
+
+
+def test_small_files_are_snappy_with_statistics_on_their_times_only(tmp_path):
+    # A small file's cost is per column chunk (zstd's set-up, string statistics); a large one's
+    # is per byte, where zstd pays.
+    def written(rows: int) -> pq.RowGroupMetaData:
+        table = pa.table(
+            {
+                "event_id": [f"e{n}" for n in range(rows)],
+                "at": pa.array(range(rows), pa.timestamp("us", tz="UTC")),
+            }
+        )
+        path = tmp_path / f"{rows}.parquet"
+        writer.write_parquet(table, path)
+        assert pq.read_table(path).equals(table)
+        return pq.ParquetFile(path).metadata.row_group(0)
+
+    small = written(writer.SMALL_FILE_ROWS - 1)
+    assert [small.column(i).compression for i in (0, 1)] == ["SNAPPY", "SNAPPY"]
+    assert small.column(0).statistics is None
+    assert small.column(1).statistics.has_min_max
+    large = written(writer.SMALL_FILE_ROWS)
+    assert [large.column(i).compression for i in (0, 1)] == ["ZSTD", "ZSTD"]
+    assert large.column(0).statistics.has_min_max and large.column(1).statistics.has_min_max
