@@ -129,13 +129,13 @@ def parse_batch(values: Sequence[bytes | None]) -> Parsed:
     starts = np.zeros(len(blobs), dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
     # Cheap screens for what pyarrow reads differently from the contract's JSON: an empty or
-    # whitespace-led value, NaN, and nulls where null and absent differ. They run over the
-    # joined values at once, and only the few messages a token was found in are looked at.
+    # whitespace-led value, and nulls where null and absent differ. They run over the joined
+    # values at once, and only the few messages a token was found in are looked at. (NaN and
+    # Infinity, which pyarrow reads as numbers, are looked for in the parsed numbers instead:
+    # `_non_finite_rows`.)
     ok = (lengths > 0) & (lengths <= f.MAX_TEXT)
     text = np.frombuffer(data, dtype=np.uint8)
     ok[ok] = (text[starts[ok]] == ord("{")) & (text[starts[ok] + lengths[ok] - 1] == ord("}"))
-    for token in (b"NaN", b"Infinity"):
-        ok[_holding(data, token, starts)] = False
     for i in _holding(data, b"null", starts):
         if ok[i] and not _nulls_read_as_absent(blobs[i]):
             ok[i] = False
@@ -271,13 +271,46 @@ def _parse_pieces(
         part = todo.pop()
         parsed = _parse(lines, part)
         if parsed is not None:
-            pieces.append((part.astype(np.int64), parsed))
+            odd = _non_finite_rows(parsed)
+            if odd.any():
+                slow.extend(part[odd].tolist())
+                parsed, part = parsed.filter(pa.array(~odd)), part[~odd]
+            if len(part):
+                pieces.append((part.astype(np.int64), parsed))
         elif len(part) <= 8:
             slow.extend(part.tolist())
         else:
             half = len(part) // 2
             todo += [part[half:], part[:half]]
     return pieces
+
+
+def _non_finite_rows(parsed: pa.Table) -> np.ndarray:
+    """Per row, whether any number in it, however deep, is NaN or infinite.
+
+    pyarrow reads the literals NaN and Infinity, which JSON does not have (nor a number too
+    large for a double): such a message is the reference decoder's to refuse. Only a floating
+    column can hold one; anything else fails to parse.
+    """
+    odd = np.zeros(parsed.num_rows, dtype=bool)
+    for column in parsed.columns:
+        _mark_non_finite(column.combine_chunks(), None, odd)
+    return odd
+
+
+def _mark_non_finite(values: pa.Array, rows: np.ndarray | None, odd: np.ndarray) -> None:
+    """Mark in `odd` the rows (`rows`: each value's row; None: value i is row i) of `values`
+    that hold a non-finite number."""
+    kind = values.type
+    if pa.types.is_floating(kind):
+        where = ~np.asarray(pc.fill_null(pc.is_finite(values), True))
+        odd[where if rows is None else rows[where]] = True
+    elif pa.types.is_struct(kind):
+        for i in range(kind.num_fields):
+            _mark_non_finite(values.field(i), rows, odd)
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        parents = np.asarray(pc.list_parent_indices(values))
+        _mark_non_finite(pc.list_flatten(values), parents if rows is None else rows[parents], odd)
 
 
 def _decode_piece(parsed: pa.Table, positions: np.ndarray, limits: _Limits, out: Decoded) -> None:

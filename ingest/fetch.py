@@ -141,11 +141,19 @@ def read_batch(batch: DefaultRecordBatch) -> list[Row]:
     rows: list[Row] = []
     try:
         for _ in range(batch.records_count):
-            length, pos = _varint(buf, pos)
+            # Each varint's short case is written out on purpose, here and below: a function
+            # call per field is most of what makes kafka-python's reader slow. A record's length
+            # and its value's size (64 bytes or more) take two bytes.
+            b = buf[pos]
+            c = buf[pos + 1]
+            if b >= 0x80 and c < 0x80:
+                length = (b & 0x7F) | (c << 7)
+                length = (length >> 1) ^ -(length & 1)
+                pos += 2
+            else:
+                length, pos = _varint(buf, pos)
             end = pos + length
             pos += 1  # attributes: an int8, unused
-            # Each varint's one-byte case is written out, four times on purpose: a function
-            # call per field is most of what makes kafka-python's reader slow.
             b = buf[pos]
             if b < 0x80:
                 ts_delta = (b >> 1) ^ -(b & 1)
@@ -169,7 +177,12 @@ def read_batch(batch: DefaultRecordBatch) -> list[Row]:
                 key = buf[pos : pos + size]
                 pos += size
             b = buf[pos]
-            if b < 0x80:
+            c = buf[pos + 1]
+            if b >= 0x80 and c < 0x80:
+                size = (b & 0x7F) | (c << 7)
+                size = (size >> 1) ^ -(size & 1)
+                pos += 2
+            elif b < 0x80:
                 size = (b >> 1) ^ -(b & 1)
                 pos += 1
             else:

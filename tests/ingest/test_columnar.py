@@ -195,6 +195,36 @@ def test_float_params_are_written_as_the_reference_writes_them() -> None:
     assert got == [None if v is None else number_text(v) for v in values]
 
 
+def test_nan_and_infinity_are_the_reference_decoders_wherever_they_are() -> None:
+    # pyarrow reads the literals NaN and Infinity as numbers; JSON has neither. They are found
+    # among the parsed numbers, so the messages around them stay in bulk.
+    spots: list[tuple[str, dict[str, Any]]] = [
+        ("job.completed", {"cost_usd": "#"}),
+        ("job.completed", {"params": {"cfg": "#"}}),
+        ("job.completed", {"quality_scores": {"likeness": "#"}}),
+        ("job.completed", {"quality_scores": {"custom": "#"}}),
+        ("job.failed", {"pipeline_stages": [{"name": "a", "duration_ms": 1}, {"name": "b", "duration_ms": "#"}]}),
+        ("worker.sample", {"power_w": "#"}),
+        ("worker.sample", {"brand_new_field": ["#"]}),
+        ("review.completed", {"note": "NaN and Infinity, in words"}),
+    ]  # fmt: skip
+    literals = (b"NaN", b"Infinity", b"-Infinity", b"1.5")
+    odd = [
+        orjson.dumps(example(etype) | change).replace(b'"#"', literal)
+        for etype, change in spots
+        for literal in literals
+    ]
+    good = [orjson.dumps(example(t)) for t in TYPES] * 4
+    values = good + odd + good
+    _assert_same(values)
+    non_finite = {
+        len(good) + i
+        for i in range(len(odd))
+        if i // len(literals) < len(spots) - 1 and literals[i % len(literals)] != b"1.5"
+    }
+    assert set(columnar.parse_batch(values).slow) == non_finite
+
+
 def test_chunks_without_values_decode_from_the_parsed_buffer() -> None:
     """The writer process gets chunks without values and the values joined in `Parsed`: rows,
     quarantine (the raw message whole) and the byte count match decoding the chunks whole."""
