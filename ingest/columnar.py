@@ -113,6 +113,27 @@ class Parsed:
         """The bytes of the values of messages `first` to `end` (excluded)."""
         return int(np.maximum(self.sizes[first:end], 0).sum())
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The tables travel as one Arrow IPC stream each: about 5x cheaper to write than
+        # pickling their buffers one by one, and read back without a copy.
+        state = dict(self.__dict__)
+        state["pieces"] = [(positions, _ipc(table)) for positions, table in self.pieces]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["pieces"] = [
+            (positions, pa.ipc.open_stream(stream).read_all())
+            for positions, stream in state["pieces"]
+        ]
+        self.__dict__.update(state)
+
+
+def _ipc(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue()
+
 
 def decode_batch(values: Sequence[bytes | None], now: datetime, oldest_day: date | None) -> Decoded:
     """Decode every value it can prove valid; the others' positions go to `slow`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 import random
 import subprocess
 import sys
@@ -244,6 +245,30 @@ def test_chunks_without_values_decode_from_the_parsed_buffer() -> None:
     assert a.quarantined == b.quarantined > 0
     assert whole.bytes == light.bytes == sum(len(v) for v in values if v)
     assert [parsed.value(i) for i in range(len(values))] == values
+
+
+def test_parsed_polls_travel_to_the_writer_whole() -> None:
+    # The writer process gets `Parsed` pickled, its tables as Arrow IPC streams.
+    values = [orjson.dumps(example(t)) for t in TYPES] + _mutations()[:300] + [None, b"x"]
+    parsed = columnar.parse_batch(values)
+    back = pickle.loads(pickle.dumps(parsed))
+    assert len(back.pieces) == len(parsed.pieces) > 0
+    for (positions, table), (positions_back, table_back) in zip(
+        parsed.pieces, back.pieces, strict=True
+    ):
+        assert positions_back.tolist() == positions.tolist()
+        assert table_back.equals(table) and table_back.schema == table.schema
+    assert (back.slow, back.data, back.sizes.tolist()) == (
+        parsed.slow,
+        parsed.data,
+        parsed.sizes.tolist(),
+    )
+    a = columnar.decode_parsed(parsed, NOW, None)
+    b = columnar.decode_parsed(back, NOW, None)
+    assert {k: [t.to_pylist() for t in v] for k, v in a.tables.items()} == {
+        k: [t.to_pylist() for t in v] for k, v in b.tables.items()
+    }
+    assert a.slow == b.slow
 
 
 def test_an_ingest_process_decodes_on_the_system_allocator_without_pandas() -> None:
