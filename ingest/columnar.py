@@ -712,7 +712,7 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
 
 def warm_up() -> None:
-    """Decode one message: pyarrow imports pandas on its first array (about 0.7 s), and the JSON
-    reader and compute kernels initialise; a worker does it before the first chunk arrives."""
+    """Decode one message, so that the JSON reader and the compute kernels initialise before
+    the first chunk arrives (a worker does it while the consumer joins its group)."""
     sample = b'{"schema_version": 1, "event_type": "worker.sample"}'
     decode_batch([sample], datetime.now(UTC), None)

@@ -207,8 +207,8 @@ def _worker_main(
         prepare_process()
         pipeline = Pipeline(lake, topic, keep_days, policy)
         conn.send(("ready", {}, pipeline.stats))
-        # While the consumer joins its group: pyarrow's first array imports pandas (~0.7 s), and
-        # the alerts' thresholds load (the consumer's process never does).
+        # While the consumer joins its group: Arrow's readers and kernels initialise, and the
+        # alerts' thresholds load (the consumer's process never does).
         warm_up()
         importlib.import_module("lake.alerting")
         while True:

@@ -14,14 +14,13 @@ import zlib
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.layout import data_files, ensure_lake, file_name, partition_days, partition_dir
 from lake.tables import TABLES, Table
-from lake.writer import LakeWriter
+from lake.writer import LakeWriter, per_distinct
 
 #: One attempt in this many is in the sample.
 SAMPLE_RATE = 16
@@ -32,13 +31,11 @@ SAMPLES: dict[str, Table] = {t.sample_of: t for t in TABLES.values() if t.sample
 def in_sample(event_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Per event id, whether its attempt is in the sample: crc32 of its UTF-8 bytes %
     SAMPLE_RATE is 0 (stable across processes and versions, unlike Python's hash)."""
-    if isinstance(event_ids, pa.ChunkedArray):
-        event_ids = event_ids.combine_chunks()
-    # Each distinct id once: a job's stages repeat its event id.
-    encoded = pc.dictionary_encode(event_ids)
-    ids = encoded.dictionary.to_pylist()
-    kept = np.fromiter((zlib.crc32(i.encode()) % SAMPLE_RATE == 0 for i in ids), bool, len(ids))
-    return pa.array(np.append(kept, False)[np.asarray(pc.fill_null(encoded.indices, len(ids)))])
+    return pa.array(per_distinct(event_ids, _kept, bool, False))
+
+
+def _kept(event_id: str) -> bool:
+    return zlib.crc32(event_id.encode()) % SAMPLE_RATE == 0
 
 
 def sampled(rows: pa.Table) -> pa.Table:

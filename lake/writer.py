@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,13 +65,14 @@ def _encodings(schema: pa.Schema) -> dict[str, object]:
 def _options(data: pa.Table) -> dict[str, object]:
     """Compression, statistics and encodings of a file of `data` (see `SMALL_FILE_ROWS`)."""
     if data.num_rows >= SMALL_FILE_ROWS:
-        return {
+        codec: dict[str, object] = {
             "compression": COMPRESSION,
             "compression_level": COMPRESSION_LEVEL,
-            **_encodings(data.schema),
         }
-    times = [f.name for f in data.schema if pa.types.is_timestamp(f.type)]
-    return {"compression": "snappy", "write_statistics": times, **_encodings(data.schema)}
+    else:
+        times = [f.name for f in data.schema if pa.types.is_timestamp(f.type)]
+        codec = {"compression": "snappy", "write_statistics": times}
+    return codec | _encodings(data.schema)
 
 
 def _leaves(field: pa.Field, prefix: str = "") -> list[str]:
@@ -124,14 +126,22 @@ def key_hashes(table: Table, data: pa.Table) -> np.ndarray:
 def _column_hashes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Integers as themselves; any other value by Python's hash of its distinct values (a
     stage's event id repeats per stage: each is hashed once). Null hashes as 0."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
     if pa.types.is_integer(column.type):
         return np.asarray(pc.fill_null(column, 0).cast(pa.int64())).view(np.uint64)
+    return per_distinct(column, hash, np.int64, 0).view(np.uint64)
+
+
+def per_distinct(
+    column: pa.ChunkedArray | pa.Array, fn: Callable[[Any], Any], dtype: Any, null: Any
+) -> np.ndarray:
+    """`fn` of each value of `column` as a numpy array of `dtype`, called once per distinct
+    value (an event id repeats once per stage); a null gives `null`."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     encoded = pc.dictionary_encode(column)
     values = encoded.dictionary.to_pylist()
-    distinct = np.fromiter(map(hash, values), dtype=np.int64, count=len(values)).view(np.uint64)
-    distinct = np.append(distinct, np.uint64(0))  # the null's place, last
+    distinct = np.fromiter(map(fn, values), dtype=dtype, count=len(values))
+    distinct = np.append(distinct, np.array(null, dtype=dtype))  # the null's place, last
     return distinct[np.asarray(pc.fill_null(encoded.indices, len(values)))]
 
 
