@@ -686,7 +686,7 @@ def prepare_process() -> None:
 
     - The system allocator: mimalloc, Arrow's default, kept freed memory mapped; with the
       system's, the two processes peaked about 100 MB lower over a 1M-event backlog, as fast.
-    - No pandas: pyarrow's first array imports it (about 32 MB and 0.7 s) only to ask whether
+    - No pandas: pyarrow's first array imports it (about 32 MB and 0.3 s) only to ask whether
       its argument is a pandas object, and ingest never passes one. pyarrow is let to learn
       that it has none; code that converts to pandas later still imports it then (pyarrow
       tries again where pandas is required).

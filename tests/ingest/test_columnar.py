@@ -251,6 +251,7 @@ def test_parsed_polls_travel_to_the_writer_whole() -> None:
     # The writer process gets `Parsed` pickled, its tables as Arrow IPC streams.
     values = [orjson.dumps(example(t)) for t in TYPES] + _mutations()[:300] + [None, b"x"]
     parsed = columnar.parse_batch(values)
+    assert all(isinstance(stream, pa.Buffer) for _, stream in parsed.__getstate__()["pieces"])
     back = pickle.loads(pickle.dumps(parsed))
     assert len(back.pieces) == len(parsed.pieces) > 0
     for (positions, table), (positions_back, table_back) in zip(
